@@ -1,0 +1,19 @@
+"""noisevision: train vision models without real images.
+
+Generate synthetic datasets from procedural noise, pretrain encoders on them
+with contrastive learning, and probe them on real labelled images.
+
+>>> import noisevision as nv
+>>> gen = nv.create_generator("dead-leaves/mixed")
+>>> images = gen.render(range(4), seed=0, size=64)   # uint8 (4, 64, 64, 3)
+"""
+from __future__ import annotations
+
+from . import _env  # noqa: F401  (must run before torch is imported anywhere)
+
+__version__ = "0.1.0"
+
+from .errors import UserError  # noqa: E402
+from .generators import create_generator, list_generators  # noqa: E402
+
+__all__ = ["UserError", "create_generator", "list_generators", "__version__"]

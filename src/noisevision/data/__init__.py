@@ -1,0 +1,1 @@
+"""Writing, reading and streaming image collections."""

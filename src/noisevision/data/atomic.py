@@ -1,0 +1,62 @@
+"""Atomic file writes: a file appears under its final name only when complete."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it over ``path`` on success.
+
+    On any exception the temporary file is removed, so nothing half-written is
+    left behind, and disk-full / permission errors become a :class:`UserError`.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise _user_os_error(exc, path) from None
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise _user_os_error(exc, path) from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _user_os_error(exc: OSError, path: Path) -> UserError:
+    if exc.errno == errno.ENOSPC:
+        return UserError(f"no space left on the device while writing {path}; nothing half-written was kept")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return UserError(f"cannot write {path}: permission denied (is the output directory writable?)")
+    return UserError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def user_os_error(exc: OSError, path: str | os.PathLike) -> UserError:
+    """Turn an OSError from writing ``path`` into a one-line :class:`UserError`."""
+    return _user_os_error(exc, Path(path))

@@ -1,0 +1,61 @@
+"""Procedural image generators, one module per family.
+
+Adding a generator: write ``generators/<family>.py`` that calls
+:func:`register_generator` for its variants, and add the module's name to
+``FAMILY_MODULES`` below.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .base import (
+    GENERATORS,
+    Generator,
+    GeneratorSpec,
+    create_generator,
+    dynamic_prefixes,
+    get_spec,
+    list_generators,
+    parse_param_overrides,
+    register_dynamic,
+    register_generator,
+)
+
+# Family modules, imported on first use of the registry (the order is the listing order).
+FAMILY_MODULES: tuple[str, ...] = (
+    "dead_leaves",
+    "statistical",
+    "stylegan",
+    "feature_vis",
+    "fractal",
+    "combinators",
+)
+
+_loaded = False
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in FAMILY_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{mod}":
+                raise
+
+
+__all__ = [
+    "GENERATORS",
+    "Generator",
+    "GeneratorSpec",
+    "create_generator",
+    "dynamic_prefixes",
+    "get_spec",
+    "list_generators",
+    "parse_param_overrides",
+    "register_dynamic",
+    "register_generator",
+]

@@ -7,6 +7,7 @@ Adding a generator: write ``generators/<family>.py`` that calls
 from __future__ import annotations
 
 import importlib
+import os
 
 from .base import (
     GENERATORS,
@@ -45,6 +46,10 @@ def _load_all() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"{__name__}.{mod}":
                 raise
+    # Third-party generators: NOISEVISION_PLUGINS="pkg.module,other.module" is imported
+    # too (also in worker processes, which inherit the environment).
+    for mod in filter(None, (m.strip() for m in os.environ.get("NOISEVISION_PLUGINS", "").split(","))):
+        importlib.import_module(mod)
 
 
 __all__ = [

@@ -52,6 +52,8 @@ class GeneratorSpec:
         uses_torch: renders with torch (may run on CUDA); manifests record the device.
         labels: optional ``labels(indices, seed, params) -> int64 (N,)`` (e.g. IFS identity).
         paper_top1: the paper's small-scale ImageNet-100 top-1 for this family, if any.
+        fast_overrides: parameters for a quick CPU look (``preview --all``, smoke
+            benchmarks) where the defaults are slow (e.g. feature-vis steps).
     """
 
     name: str
@@ -64,6 +66,7 @@ class GeneratorSpec:
     uses_torch: bool = False
     labels: Callable[[np.ndarray, int, Any], np.ndarray] | None = None
     paper_top1: float | None = None
+    fast_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 GENERATORS: Registry[GeneratorSpec] = Registry("generator")
@@ -84,6 +87,7 @@ def register_generator(
     uses_torch: bool = False,
     labels: Callable[[np.ndarray, int, Any], np.ndarray] | None = None,
     paper_top1: float | None = None,
+    fast_overrides: dict[str, Any] | None = None,
     **defaults: Any,
 ) -> GeneratorSpec:
     """Register one variant; ``defaults`` override the dataclass defaults."""
@@ -101,6 +105,7 @@ def register_generator(
         uses_torch=uses_torch,
         labels=labels,
         paper_top1=paper_top1,
+        fast_overrides=dict(fast_overrides or {}),
     )
     params_cls(**defaults)  # defaults must validate
     return GENERATORS.register(name, spec)

@@ -1,0 +1,527 @@
+"""The generation engine: write a generator's images to disk, in parallel, resumably.
+
+``generate_dataset`` splits the index range into buckets of 1000 (the official
+dummy-class folders), assigns buckets to shards (``bucket % num_shards ==
+shard``) and the shard's buckets, in chunks, to worker processes. Every image
+is a pure function of (generator, params, seed, index), so any split gives
+byte-identical files. Files are written under a temporary name and renamed
+when complete; a bucket is marked done (with its checksum) only when all its
+images exist, so a re-run after a crash completes only what is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UserError
+from ..generators import Generator, create_generator
+from .atomic import atomic_path, atomic_write_text, user_os_error
+from .manifest import (
+    BUCKET_SIZE,
+    FORMATS,
+    Layout,
+    identity,
+    identity_diff,
+    read_manifest,
+    write_manifest,
+)
+
+MAX_IMAGES = 100_000_000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous run of indices inside one bucket: the unit of work of a worker."""
+
+    bucket: int
+    start: int
+    stop: int
+
+
+@dataclass
+class GenerateResult:
+    """What a ``generate_dataset`` call did."""
+
+    out: Path
+    manifest: dict[str, Any]
+    rendered: int  # images rendered by this call (0 when everything existed)
+    skipped: int  # images of this shard that already existed
+    seconds: float
+    complete: bool  # every bucket of every shard is done
+    shard_buckets: list[int] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.rendered / self.seconds if self.seconds > 0 else 0.0
+
+
+# ------------------------------------------------------------------ argument parsing helpers
+
+
+def parse_shard(shard: str | tuple[int, int] | None, environ: dict[str, str] | None = None) -> tuple[int, int]:
+    """``"i/N"`` -> (i, N); None -> (RANK, WORLD_SIZE) from the environment, else (0, 1)."""
+    env = os.environ if environ is None else environ
+    if shard is None:
+        if "RANK" in env and "WORLD_SIZE" in env:
+            shard = f"{env['RANK']}/{env['WORLD_SIZE']}"
+        else:
+            return 0, 1
+    if isinstance(shard, tuple):
+        index, count = shard
+    else:
+        try:
+            a, b = str(shard).split("/")
+            index, count = int(a), int(b)
+        except ValueError:
+            raise UserError(f"--shard must look like i/N (e.g. 0/4), got {shard!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise UserError(f"bad shard {index}/{count}: need N >= 1 and 0 <= i < N")
+    return index, count
+
+
+def resolve_device(device: str | None) -> str:
+    if device in (None, "", "auto"):
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return "cpu"
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise UserError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
+    return str(device)
+
+
+# ------------------------------------------------------------------ worker side
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(name: str, overrides: dict[str, Any], threads: int) -> None:
+    """Build the generator once per worker process."""
+    if threads > 0:
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:  # pragma: no cover
+            pass
+    _WORKER["gen"] = create_generator(name, **overrides)
+
+
+def _encode(image: np.ndarray, fmt: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        Image.fromarray(image).save(buf, format="JPEG", quality=95)
+    else:
+        Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` only ever appears complete."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise user_os_error(exc, path) from None
+
+
+@dataclass(frozen=True)
+class _Task:
+    chunk: Chunk
+    seed: int
+    size: int
+    layout: Layout
+    num_images: int
+    device: str
+    batch_size: int
+
+
+def _run_chunk(task: _Task, gen: Generator | None = None) -> tuple[Chunk, int, np.ndarray | None]:
+    """Render the missing images of a chunk; return (chunk, images rendered, labels)."""
+    gen = gen or _WORKER["gen"]
+    c, layout = task.chunk, task.layout
+    indices = np.arange(c.start, c.stop, dtype=np.int64)
+    labels = gen.labels(indices, task.seed)
+    if layout.format == "npy":
+        todo = indices
+    else:
+        layout.bucket_dir(c.bucket).mkdir(parents=True, exist_ok=True)
+        todo = np.array([i for i in indices if not layout.image_path(int(i)).exists()], dtype=np.int64)
+    rendered = 0
+    for lo in range(0, len(todo), task.batch_size):
+        batch = todo[lo : lo + task.batch_size]
+        images = gen.render(batch, task.seed, task.size, device=task.device)
+        if layout.format == "npy":
+            arr = _open_npy(layout, task.num_images, task.size, mode="r+")
+            arr[batch[0] : batch[-1] + 1] = images
+            arr.flush()
+            del arr
+        else:
+            for i, img in zip(batch, images):
+                _write_file(layout.image_path(int(i)), _encode(img, layout.format))
+        rendered += len(batch)
+    return c, rendered, labels
+
+
+# ------------------------------------------------------------------ npy storage
+
+
+def _npy_header(num_images: int, size: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    header = {"descr": "|u1", "fortran_order": False, "shape": (num_images, size, size, 3)}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
+
+
+def _open_npy(layout: Layout, num_images: int, size: int, mode: str) -> np.memmap:
+    """Open (creating if needed) the partial packed array; safe to call from many processes."""
+    header = _npy_header(num_images, size)
+    total = len(header) + num_images * size * size * 3
+    path = layout.npy_partial
+    if mode == "r+":
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                os.pwrite(fd, header, 0)  # identical bytes from every writer
+                if os.fstat(fd).st_size < total:
+                    os.ftruncate(fd, total)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise user_os_error(exc, path) from None
+    return np.memmap(path, dtype=np.uint8, mode=mode, offset=len(header), shape=(num_images, size, size, 3))
+
+
+# ------------------------------------------------------------------ bookkeeping
+
+
+def _bucket_range(bucket: int, num_images: int, bucket_size: int) -> tuple[int, int]:
+    return bucket * bucket_size, min((bucket + 1) * bucket_size, num_images)
+
+
+def _bucket_checksum(layout: Layout, bucket: int, num_images: int, size: int) -> str:
+    lo, hi = _bucket_range(bucket, num_images, layout.bucket_size)
+    h = hashlib.sha256()
+    if layout.format == "npy":
+        arr = _open_npy(layout, num_images, size, mode="r") if layout.npy_partial.exists() else np.load(layout.npy, mmap_mode="r")
+        h.update(np.ascontiguousarray(arr[lo:hi]).tobytes())
+    else:
+        for i in range(lo, hi):
+            h.update(layout.image_path(i).read_bytes())
+    return h.hexdigest()
+
+
+def _read_marker(layout: Layout, bucket: int) -> dict[str, Any] | None:
+    import json
+
+    path = layout.bucket_marker(bucket)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _chunks(buckets: Sequence[int], num_images: int, bucket_size: int, chunk_size: int) -> Iterator[Chunk]:
+    for b in buckets:
+        lo, hi = _bucket_range(b, num_images, bucket_size)
+        for s in range(lo, hi, chunk_size):
+            yield Chunk(b, s, min(s + chunk_size, hi))
+
+
+def _prepare_directory(out: Path, manifest: dict[str, Any], layout: Layout, overwrite: bool) -> None:
+    """Refuse another dataset's directory (unless overwrite); write the manifest if new."""
+    existing = read_manifest(out) if out.exists() else None
+    if existing is not None:
+        diffs = identity_diff(identity(existing), identity(manifest))
+        if not diffs:
+            if existing.get("noisevision_version") != manifest["noisevision_version"]:
+                print(
+                    f"noisevision: note: {out} was started by noisevision {existing.get('noisevision_version')}; "
+                    f"continuing with {manifest['noisevision_version']}",
+                    file=sys.stderr,
+                )
+            return
+        if not overwrite:
+            raise UserError(
+                f"{out} holds another dataset ({'; '.join(diffs)}); "
+                "choose another --out, or pass --overwrite to replace it"
+            )
+        _remove_dataset(out, layout)
+    elif out.exists() and any(out.iterdir()):
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in layout.owned_entries())
+        if foreign:
+            raise UserError(
+                f"{out} is not empty and is not a noisevision dataset (it holds {', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new directory"
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise user_os_error(exc, out) from None
+    write_manifest(out, manifest)
+
+
+def _remove_dataset(out: Path, layout: Layout) -> None:
+    for name in layout.owned_entries():
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def _finalise(layout: Layout, manifest: dict[str, Any], num_buckets: int, has_labels: bool) -> dict[str, Any]:
+    """Collect bucket checksums; when all buckets are done, publish the npy and labels."""
+    checksums: dict[str, str] = {}
+    labels: list[int] = []
+    for b in range(num_buckets):
+        marker = _read_marker(layout, b)
+        if marker is None:
+            break
+        checksums[f"{b:05d}"] = marker["sha256"]
+        labels.extend(marker.get("labels") or [])
+    complete = len(checksums) == num_buckets
+    if complete and has_labels and not layout.labels.exists():
+        with atomic_path(layout.labels) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(labels, dtype=np.int64))
+    if complete and layout.format == "npy" and layout.npy_partial.exists():
+        try:
+            os.replace(layout.npy_partial, layout.npy)
+        except FileNotFoundError:  # another shard published it first
+            pass
+    manifest = dict(manifest, complete=complete, checksums=checksums if complete else {},
+                    buckets_done=len(checksums) if not complete else num_buckets)
+    if complete:
+        manifest.pop("buckets_done")
+        manifest["labels"] = layout.labels.name if has_labels else None
+    write_manifest(layout.root, manifest)
+    return manifest
+
+
+# ------------------------------------------------------------------ public API
+
+
+def generate_dataset(
+    generator: str,
+    num_images: int,
+    size: int,
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    format: str = "jpeg",
+    params: dict[str, Any] | None = None,
+    workers: int = 1,
+    shard: str | tuple[int, int] | None = None,
+    overwrite: bool = False,
+    device: str | None = "cpu",
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> GenerateResult:
+    """Generate ``num_images`` images of ``generator`` at ``size`` px into ``out``.
+
+    Args:
+        generator: registry name (``noisevision list``), e.g. ``"dead-leaves/mixed"``.
+        num_images: dataset size N; images are indices ``0..N-1``.
+        size: image side in pixels.
+        out: output directory (created; resumed if it holds the same dataset).
+        seed: root seed; image i depends only on (generator, params, seed, i).
+        format: ``jpeg`` (quality 95, ImageFolder layout), ``png``, or ``npy`` (one packed array).
+        params: generator parameter overrides (strings are coerced, as from the CLI).
+        workers: processes on this machine.
+        shard: ``"i/N"``: this process does buckets ``b % N == i``; default from RANK/WORLD_SIZE.
+        overwrite: replace a directory holding a *different* dataset.
+        device: ``cpu``, ``cuda`` or ``auto`` for torch-based generators.
+        batch_size: images per render call (default: the generator's own).
+        progress: show a progress bar with images/s.
+
+    Raises:
+        UserError: for bad arguments, a directory holding another dataset, or write failures.
+    """
+    if format not in FORMATS:
+        raise UserError(f"unknown format {format!r}: choose from {', '.join(FORMATS)}")
+    if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images <= 0:
+        raise UserError(f"--num-images must be a positive integer, got {num_images!r}")
+    if num_images > MAX_IMAGES:
+        raise UserError(f"--num-images {num_images} is more than the supported {MAX_IMAGES}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UserError(f"--workers must be a positive integer, got {workers!r}")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be positive, got {batch_size}")
+    shard_index, num_shards = parse_shard(shard)
+    device = resolve_device(device)
+    overrides = dict(params or {})
+    gen = create_generator(generator, **overrides)  # validates name, params
+    from ..generators.base import check_seed, check_size, params_to_dict
+
+    check_size(size)
+    check_seed(seed)
+    if format == "npy" and num_images * size * size * 3 > 2**40:
+        raise UserError("the packed array would exceed 1 TiB; use --format jpeg or fewer/smaller images")
+
+    out = Path(out)
+    layout = Layout(out, format, BUCKET_SIZE)
+    import torch
+
+    manifest: dict[str, Any] = {
+        "noisevision_dataset": 1,
+        "generator": generator,
+        "family": gen.spec.family,
+        "description": gen.spec.description,
+        "params": params_to_dict(gen.params),
+        "seed": int(seed),
+        "size": int(size),
+        "num_images": int(num_images),
+        "format": format,
+        "bucket_size": BUCKET_SIZE,
+        "layout": "images.npy" if format == "npy" else f"train/{{bucket:05d}}/{{index:08d}}{FORMATS[format]}",
+        "noisevision_version": __version__,
+        "device": device if gen.uses_torch else "cpu (numpy)",
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "complete": False,
+    }
+    _prepare_directory(out, manifest, layout, overwrite)
+    layout.bucket_marker(0).parent.mkdir(parents=True, exist_ok=True)
+
+    num_buckets = -(-num_images // BUCKET_SIZE)
+    my_buckets = [b for b in range(num_buckets) if b % num_shards == shard_index]
+    todo_buckets = [b for b in my_buckets if _read_marker(layout, b) is None]
+    done_images = sum(hi - lo for lo, hi in (_bucket_range(b, num_images, BUCKET_SIZE) for b in my_buckets if b not in todo_buckets))
+    _remove_stale_temporaries(layout, todo_buckets)
+    batch = batch_size or gen.batch_size
+    chunk_size = max(batch, min(BUCKET_SIZE, 4 * batch)) if workers == 1 else batch
+    chunks = list(_chunks(todo_buckets, num_images, BUCKET_SIZE, chunk_size))
+    remaining: dict[int, int] = {}
+    for c in chunks:
+        remaining[c.bucket] = remaining.get(c.bucket, 0) + 1
+    bucket_labels: dict[int, dict[int, np.ndarray]] = {b: {} for b in remaining}
+
+    tasks = [_Task(c, int(seed), int(size), layout, int(num_images), device, batch) for c in chunks]
+    total = sum(c.stop - c.start for c in chunks)
+    t0 = time.perf_counter()
+    rendered = 0
+    bar = _progress(total, generator, progress)
+    try:
+        for chunk, n, labels in _execute(tasks, gen, generator, overrides, workers, device):
+            rendered += n
+            if labels is not None:
+                bucket_labels[chunk.bucket][chunk.start] = labels
+            bar.update(chunk.stop - chunk.start)
+            remaining[chunk.bucket] -= 1
+            if remaining[chunk.bucket] == 0:
+                _mark_bucket(layout, chunk.bucket, num_images, size, bucket_labels.pop(chunk.bucket))
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    final = _finalise(layout, manifest, num_buckets, gen.spec.labels is not None)
+    return GenerateResult(
+        out=out,
+        manifest=final,
+        rendered=rendered,
+        skipped=int(done_images) + (total - rendered),
+        seconds=seconds,
+        complete=bool(final["complete"]),
+        shard_buckets=my_buckets,
+    )
+
+
+def _remove_stale_temporaries(layout: Layout, buckets: Sequence[int]) -> None:
+    """Delete temporary files a killed run left in the buckets this shard will (re)write."""
+    if layout.format == "npy":
+        return
+    for b in buckets:
+        d = layout.bucket_dir(b)
+        if d.is_dir():
+            for tmp in d.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _mark_bucket(layout: Layout, bucket: int, num_images: int, size: int, labels: dict[int, np.ndarray]) -> None:
+    import json
+
+    lo, hi = _bucket_range(bucket, num_images, layout.bucket_size)
+    marker: dict[str, Any] = {
+        "bucket": bucket,
+        "start": lo,
+        "stop": hi,
+        "sha256": _bucket_checksum(layout, bucket, num_images, size),
+    }
+    if labels:
+        marker["labels"] = [int(v) for k in sorted(labels) for v in labels[k]]
+    atomic_write_text(layout.bucket_marker(bucket), json.dumps(marker) + "\n")
+
+
+def _execute(
+    tasks: list[_Task], gen: Generator, name: str, overrides: dict[str, Any], workers: int, device: str
+) -> Iterator[tuple[Chunk, int, np.ndarray | None]]:
+    """Run tasks in this process (workers == 1) or a process pool, yielding as they finish."""
+    if not tasks:
+        return
+    if workers == 1 or len(tasks) == 1:
+        for t in tasks:
+            yield _run_chunk(t, gen)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(name, overrides, threads)) as pool:
+        yield from pool.imap_unordered(_run_chunk, tasks)
+
+
+class _NullBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, name: str, enabled: bool):
+    if not enabled or total == 0:
+        return _NullBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="img", unit_scale=False, dynamic_ncols=True, smoothing=0.1)
+
+
+def verify_dataset(out: str | os.PathLike) -> list[str]:
+    """Recompute every bucket checksum of a complete dataset; return the buckets that differ."""
+    manifest = read_manifest(out)
+    if manifest is None:
+        raise UserError(f"{out} has no manifest.json: not a noisevision dataset")
+    if not manifest.get("complete"):
+        raise UserError(f"{out} is incomplete: re-run the same generate command to finish it")
+    layout = Layout(Path(out), manifest["format"], manifest["bucket_size"])
+    bad = []
+    for key, digest in manifest["checksums"].items():
+        try:
+            actual = _bucket_checksum(layout, int(key), manifest["num_images"], manifest["size"])
+        except OSError:
+            actual = None
+        if actual != digest:
+            bad.append(key)
+    return bad
+

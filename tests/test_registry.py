@@ -1,0 +1,78 @@
+"""The generic registry, per-image RNG streams and parameter resolution."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from noisevision.errors import UserError
+from noisevision.generators.base import parse_param_overrides, resolve_params
+from noisevision.registry import Registry
+from noisevision.rng import image_rng, seed_sequence, torch_seed
+
+
+def test_registry_refuses_duplicates_and_suggests_names():
+    reg: Registry[int] = Registry("thing")
+    reg.register("dead-leaves/mixed", 1)
+    reg.register("dead-leaves/squares", 2)
+    with pytest.raises(ValueError):
+        reg.register("dead-leaves/mixed", 3)
+    with pytest.raises(UserError, match="did you mean: dead-leaves/mixed"):
+        reg.get("dead-leaves/mixd")
+    assert reg.names("dead-leaves/*") == ["dead-leaves/mixed", "dead-leaves/squares"]
+    assert reg.names("*/squares") == ["dead-leaves/squares"]
+
+
+def test_image_streams_are_child_streams_and_independent():
+    # image i's stream is child i of SeedSequence(root).spawn(n), as numpy documents
+    children = np.random.SeedSequence(7).spawn(5)
+    for i in range(5):
+        a = np.random.default_rng(children[i]).random(4)
+        b = image_rng(7, i).random(4)
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(image_rng(7, 1).random(4), image_rng(8, 0).random(4))
+    assert not np.allclose(image_rng(7, 1).random(4), image_rng(7, 1, "net").random(4))
+    assert seed_sequence(0, 3, "x").entropy == 0
+    assert torch_seed(0, 1) != torch_seed(0, 2) and 0 <= torch_seed(0, 1) < 2**63
+
+
+@dataclass(frozen=True)
+class _P:
+    rate: float = 1.0
+    count: int = 3
+    span: tuple[float, float] = (0.5, 3.5)
+    flag: bool = False
+    name: str | None = None
+
+    def __post_init__(self):
+        if self.span[0] >= self.span[1]:
+            raise ValueError("span must be increasing")
+
+
+def test_resolve_params_coerces_cli_strings():
+    p = resolve_params(_P, {"count": 5}, {"rate": "2.5", "span": "1,3", "flag": "yes", "name": "none"}, "x")
+    assert p == _P(rate=2.5, count=5, span=(1.0, 3.0), flag=True, name=None)
+    assert resolve_params(_P, {}, {"count": "4"}, "x").count == 4
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"rat": "1"}, "did you mean: rate"),
+        ({"count": "2.5"}, "integer"),
+        ({"span": "1"}, "2 comma-separated"),
+        ({"span": "3,1"}, "increasing"),
+        ({"flag": "maybe"}, "true or false"),
+        ({"rate": "fast"}, "bad value for rate"),
+    ],
+)
+def test_resolve_params_rejects_bad_values(overrides, message):
+    with pytest.raises(UserError, match=message):
+        resolve_params(_P, {}, overrides, "gen")
+
+
+def test_parse_param_overrides():
+    assert parse_param_overrides(["a=1", "b = x=y"]) == {"a": "1", "b": "x=y"}
+    with pytest.raises(UserError):
+        parse_param_overrides(["novalue"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import _env  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from .errors import UserError
@@ -156,21 +157,120 @@ def _cuda() -> bool:
 
 
 def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
-    pass
+    from .train.config import FIELD_HELP, config_fields
+
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain an encoder with contrastive SSL on noise images",
+        description="Pretrain an encoder (YAML --config first, flags on top; flags are named like "
+        "PretrainConfig fields). Multi-process: torchrun --nproc_per_node=K -m noisevision pretrain ...",
+    )
+    p.add_argument("--config", dest="config_file", metavar="FILE.yaml", help="YAML file of config fields")
+    for f in config_fields():
+        kind = str(f.type)
+        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name and kind != "bool | None" and kind != "bool" else [])
+        if kind.startswith("bool"):
+            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=FIELD_HELP[f.name])
+        elif kind.startswith("dict"):
+            p.add_argument(*flags, dest=f.name, nargs="+", metavar="KEY=VALUE", default=None, help=FIELD_HELP[f.name])
+        else:
+            p.add_argument(*flags, dest=f.name, default=None, metavar=f.name.split("_")[-1].upper(), help=FIELD_HELP[f.name])
+
+    def run(args: argparse.Namespace) -> int:
+        from .train import build_config, pretrain
+        from .train.loop import summary_line
+
+        overrides = {f.name: getattr(args, f.name) for f in config_fields()}
+        summary = pretrain(build_config(args.config_file, overrides))
+        if summary["world_size"] == 1 or int(__import__("os").environ.get("RANK", "0")) == 0:
+            print(summary_line(summary))
+        return 0
+
+    p.set_defaults(func=run)
 
 
 # ------------------------------------------------------------------ probe (owned by the evaluation code)
 
 
 def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser(
+        "probe",
+        help="evaluate a frozen encoder on real images (linear probe, kNN, alignment/uniformity)",
+        description="Linear probe (fast: L-BFGS on cached features; paper: augmented Adam head), weighted kNN "
+        "on the embedding, and alignment/uniformity, from one feature extraction. Writes a JSON result.",
+    )
+    p.add_argument("--encoder", required=True, help="run dir, encoder.pt, random:<arch>[:key=value,...] or pixels")
+    p.add_argument("--dataset", required=True, help="cifar10, tiny-imagenet-32 or imagefolder:<path>")
+    p.add_argument("--data-root", dest="data_root", help="folder of the real datasets (default $NOISEVISION_DATA)")
+    p.add_argument("--train-split", dest="train_split", default="train")
+    p.add_argument("--test-split", dest="test_split", help="default: test (val for tiny-imagenet-32)")
+    p.add_argument("--layer", help="probe layer (default: the encoder's default probe layer)")
+    p.add_argument("--protocol", choices=("fast", "paper"), default="fast")
+    p.add_argument("--out", help="write the result JSON here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", dest="image_size", type=int, help="default: the encoder's input size")
+    p.add_argument("--bn-recalibrate", dest="bn_recalibrate", action="store_true",
+                   help="re-estimate BatchNorm statistics on training images first")
+    p.add_argument("--max-train", dest="max_train", type=int)
+    p.add_argument("--max-test", dest="max_test", type=int)
+    p.add_argument("--epochs", type=int, default=100, help="paper protocol epochs")
+    p.add_argument("--arch", dest="expected_arch", help="refuse a checkpoint of another architecture")
+    p.add_argument("--skip-bad-images", dest="skip_bad_images", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", dest="cache_dir", help="decoded-image cache (default $NOISEVISION_CACHE)")
+
+    def run(args: argparse.Namespace) -> int:
+        from .eval import probe, summary_table
+
+        fields = ("encoder", "dataset", "data_root", "train_split", "test_split", "layer", "protocol", "seed",
+                  "image_size", "bn_recalibrate", "max_train", "max_test", "epochs", "expected_arch",
+                  "skip_bad_images", "device", "cache_dir")
+        result = probe(out=args.out, **{k: getattr(args, k) for k in fields})
+        print(summary_table(result))
+        if args.out:
+            print(f"result written to {args.out}")
+        return 0
+
+    p.set_defaults(func=run)
 
 
 # ------------------------------------------------------------------ bench (owned by the benchmark suite)
 
 
 def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser(
+        "bench",
+        help="reproduce the paper's comparison: generate, pretrain, probe every family",
+        description="Run (or resume) the comparison suite; writes per-entry JSON, results.md and bar charts.",
+    )
+    p.add_argument("--suite", choices=["paper"], default="paper", help="which suite (default: paper)")
+    p.add_argument("--profile", default="quick", help="quick (CI, minutes), cpu (~3 h on 2 cores), paper-small (GPU)")
+    p.add_argument("--datasets", default="cifar10", help="comma-separated: cifar10, tiny-imagenet-32, imagefolder:PATH")
+    p.add_argument("--only", action="append", default=None, metavar="PATTERN", help="run only these entries (repeatable, wildcards)")
+    p.add_argument("--exclude", action="append", default=None, metavar="PATTERN", help="skip these entries (repeatable)")
+    p.add_argument("--out", default=None, help="output directory (default results/<profile>/)")
+    p.add_argument("--data-root", default=None, help="real datasets (default $NOISEVISION_DATA)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.suite import run_suite
+
+    summary = run_suite(
+        args.profile, datasets=args.datasets, out=args.out, only=args.only, exclude=args.exclude,
+        data_root=args.data_root, seed=args.seed, device=args.device, progress=args.progress,
+    )
+    out = args.out or f"results/{args.profile}"
+    print((Path(out) / "results.md").read_text())
+    for s in summary["datasets"]:
+        rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
+        gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
+        print(f"{s['dataset']}: Spearman vs paper {rho}; gap closure {gap} (best: {s['best_entry']})")
+    print(f"charts and tables in {out}/")
+    return 0
 
 
 # ------------------------------------------------------------------ main

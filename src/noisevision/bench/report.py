@@ -40,3 +40,132 @@ def update_markdown_section(path: str | os.PathLike, section: str, body: str, ti
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+# ------------------------------------------------------------------ the comparison report
+
+FAMILY_COLORS = {
+    "baseline": "#7f7f7f",
+    "dead leaves": "#1f77b4",
+    "statistical": "#2ca02c",
+    "stylegan": "#d62728",
+    "feature vis": "#9467bd",
+    "fractal (beyond paper)": "#8c564b",
+    "mixup (beyond paper)": "#e377c2",
+}
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Average rows over seeds per (entry, dataset); add the seed spread (std of top-1)."""
+    import numpy as np
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["entry"], r["dataset"]), []).append(r)
+    out = []
+    for (entry, ds), rs in groups.items():
+        agg = dict(rs[0])
+        for k in ("top1", "top5", "knn", "alignment", "uniformity", "pretrain_seconds", "pretrain_images_per_s"):
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            agg[k] = float(np.mean(vals)) if vals else None
+        tops = [r["top1"] for r in rs if r.get("top1") is not None]
+        agg["seeds"] = [r["seed"] for r in rs]
+        agg["top1_std"] = float(np.std(tops, ddof=1)) if len(tops) > 1 else None
+        out.append(agg)
+    return out
+
+
+def comparison_summary(rows: Sequence[dict[str, Any]], dataset: str) -> dict[str, Any]:
+    """Spearman rank correlation with the paper's ordering and the gap closure, for one dataset."""
+    from scipy.stats import spearmanr
+
+    rs = [r for r in rows if r["dataset"] == dataset]
+    paper = [r for r in rs if r["kind"] == "generator" and r.get("paper_top1") is not None and r.get("top1") is not None]
+    rho = None
+    if len(paper) >= 3:
+        rho = float(spearmanr([r["top1"] for r in paper], [r["paper_top1"] for r in paper]).statistic)
+    rand = next((r["top1"] for r in rs if r["kind"] == "random"), None)
+    real = next((r["top1"] for r in rs if r["kind"] == "real"), None)
+    synth = [r for r in rs if r["kind"] == "generator" and r.get("top1") is not None]
+    best = max(synth, key=lambda r: r["top1"]) if synth else None
+    gap = None
+    if best and rand is not None and real is not None and real != rand:
+        gap = (best["top1"] - rand) / (real - rand)
+    return {"dataset": dataset, "spearman_vs_paper": rho, "paper_families_compared": len(paper),
+            "random_top1": rand, "real_top1": real, "best_entry": best["entry"] if best else None,
+            "best_top1": best["top1"] if best else None, "gap_closure": gap}
+
+
+def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathLike, title: str) -> None:
+    """The paper's figure: bars grouped and coloured by family, baselines as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rs = [r for r in rows if r["dataset"] == dataset and r.get("top1") is not None]
+    bars = [r for r in rs if r["kind"] == "generator"]
+    order = list(FAMILY_COLORS)
+    bars.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else len(order), r["top1"]))
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(bars) + 2), 4.5))
+    xs = range(len(bars))
+    colors = [FAMILY_COLORS.get(r["family"], "#17becf") for r in bars]
+    ax.bar(xs, [r["top1"] for r in bars], color=colors,
+           yerr=[r.get("top1_std") or 0 for r in bars], capsize=3)
+    for x, r in zip(xs, bars):
+        ax.text(x, r["top1"] + 0.3, f"{r['top1']:.1f}", ha="center", va="bottom", fontsize=7)
+    for kind, label, style in (("random", "random init", "--"), ("real", "real data", "--")):
+        base = next((r for r in rs if r["kind"] == kind), None)
+        if base:
+            ax.axhline(base["top1"], ls=style, color="black" if kind == "real" else "gray", lw=1)
+            ax.text(len(bars) - 0.5, base["top1"], f" {label} {base['top1']:.1f}", va="bottom", ha="right", fontsize=8)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([r["entry"] for r in bars], rotation=55, ha="right", fontsize=8)
+    ax.set_ylabel("linear probe top-1 (%)")
+    lows = [r["top1"] for r in rs]
+    ax.set_ylim(max(0, min(lows) - 5), max(lows) + 3)
+    ax.set_title(title, fontsize=10)
+    from matplotlib.patches import Patch
+
+    seen = [f for f in order if any(r["family"] == f for r in bars)]
+    ax.legend(handles=[Patch(color=FAMILY_COLORS[f], label=f) for f in seen], fontsize=7, loc="upper left")
+    fig.tight_layout()
+    from ..data.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, profile: str,
+                 datasets: Sequence[str]) -> dict[str, Any]:
+    """rows -> results.md, chart_<dataset>.png and summary.json in ``out_dir``; nothing else."""
+    out_dir = Path(out_dir)
+    agg = aggregate(rows)
+    summaries = [comparison_summary(agg, d) for d in datasets]
+    lines = [f"# noisevision bench: profile `{profile}`\n"]
+    cols = ["family", "entry", "top1", "top1_std", "top5", "knn", "alignment", "uniformity", "pretrain_seconds",
+            "pretrain_images_per_s", "paper_top1"]
+    heads = ["family", "generator", "top-1", "seed sd", "top-5", "kNN", "alignment", "uniformity",
+             "pretrain s", "pretrain img/s", "paper IN-100 top-1"]
+    for d, s in zip(datasets, summaries):
+        rs = sorted([r for r in agg if r["dataset"] == d], key=lambda r: (r["kind"] != "random", r["kind"] == "real",
+                                                                          r["family"], -(r["top1"] or 0)))
+        lines.append(f"## {d}\n")
+        lines.append(markdown_table(rs, cols, heads))
+        rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
+        gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
+        lines.append(
+            f"\nSpearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper families): "
+            f"**{rho}**. Gap closure of the best synthetic entry ({s['best_entry']}): **{gap}** "
+            f"(best - random) / (real - random).\n\n![chart](chart_{_slug(d)}.png)\n"
+        )
+        bar_chart(agg, d, out_dir / f"chart_{_slug(d)}.png", f"{d} linear probe ({profile} profile)")
+    atomic_write_text(out_dir / "results.md", "\n".join(lines))
+    summary = {"profile": profile, "datasets": summaries, "rows": len(rows)}
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

@@ -1,0 +1,163 @@
+"""Images/s of every registered generator at 64 and 128 px, with 1 and 2 worker processes.
+
+Each cell is steady-state render throughput (JPEG encoding excluded; it is
+reported once per size): every worker process builds the generator, renders one
+warm-up batch, then renders disjoint index ranges for ``--seconds``; the cell is
+the sum of the workers' rates. One worker runs with one torch thread, so the
+1-worker column is "per core". Writes ``docs/bench/generate_speed.json`` and the
+``generate-speed`` section of ``docs/benchmarks.md``.
+
+    python bench/generate_speed.py                      # everything (~6 min)
+    python bench/generate_speed.py --pattern 'stat/*' --sizes 128 --workers 1
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+
+import noisevision  # noqa: E402
+from noisevision.bench.report import markdown_table, update_markdown_section, write_json  # noqa: E402
+from noisevision.generators import create_generator, get_spec, list_generators  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The official scripts on this kind of machine (images/s, one process, JPEG output;
+# ../shared/reference/official-samples/README.md) and the issues' per-core targets at 128 px.
+OFFICIAL_128 = {
+    "dead-leaves/squares": 3.7, "dead-leaves/oriented": 3.4, "dead-leaves/mixed": 2.9, "dead-leaves/textured": 2.5,
+    "stat/spectrum": 37, "stat/spectrum-color": 26, "stat/wmm": 3.4, "stat/spectrum-color-wmm": 2.9,
+    "stylegan/random": 2.3, "stylegan/oriented": 1.5,
+}
+OFFICIAL_64 = {
+    "dead-leaves/squares": 12.0, "dead-leaves/oriented": 10.2, "dead-leaves/mixed": 9.9, "dead-leaves/textured": 8.0,
+    "stat/spectrum": 125, "stat/spectrum-color": 87, "stylegan/random": 3.3, "stylegan/oriented": 2.4,
+}
+TARGET_128 = {
+    "dead-leaves/squares": 100, "dead-leaves/oriented": 100, "dead-leaves/mixed": 100, "dead-leaves/textured": 100,
+    "stat/spectrum": 180, "stat/wmm": 35, "stat/spectrum-color-wmm": 35,
+}
+EXTRA = ["mixup/stylegan/oriented"]
+
+
+def _overrides(name: str, fast: bool) -> dict:
+    if not fast or name.startswith(("mixup/", "mix:")):
+        return {}
+    return dict(get_spec(name).fast_overrides)
+
+
+def _worker(args: tuple) -> tuple[int, float]:
+    name, overrides, size, seconds, worker, device = args
+    import torch
+
+    torch.set_num_threads(1)
+    gen = create_generator(name, **overrides)
+    bs = gen.batch_size
+    start = 1_000_000 * (worker + 1)
+    gen.render(np.arange(start, start + bs), 0, size, device=device)  # warm-up (also builds caches)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or n == 0:
+        lo = start + bs * (n // bs + 1)
+        gen.render(np.arange(lo, lo + bs), 0, size, device=device)
+        n += bs
+    return n, time.perf_counter() - t0
+
+
+def measure(name: str, size: int, workers: int, seconds: float, fast: bool, device: str = "cpu") -> float:
+    """Steady-state images/s summed over ``workers`` processes."""
+    jobs = [(name, _overrides(name, fast), size, seconds, w, device) for w in range(workers)]
+    if workers == 1:
+        results = [_worker(jobs[0])]
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = pool.map(_worker, jobs)
+    return float(sum(n / t for n, t in results))
+
+
+def jpeg_encode_rate(size: int) -> float:
+    from PIL import Image
+
+    img = create_generator("stat/spectrum").render(range(8), 0, size) if "stat/spectrum" in list_generators() else (
+        np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8))
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 1.0:
+        Image.fromarray(img[n % 8]).save(io.BytesIO(), format="JPEG", quality=95)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pattern", default="*", help="generators to measure (wildcard)")
+    ap.add_argument("--sizes", default="64,128")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per cell and worker")
+    ap.add_argument("--no-fast", dest="fast", action="store_false",
+                    help="measure feature-vis etc. with their full defaults instead of their CPU-friendly settings")
+    ap.add_argument("--out-json", default=str(REPO / "docs" / "bench" / "generate_speed.json"))
+    ap.add_argument("--out-md", default=str(REPO / "docs" / "benchmarks.md"))
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    names = list_generators(args.pattern) + [n for n in EXTRA if args.pattern == "*"]
+    import torch
+
+    cuda = torch.cuda.is_available()
+    rows = []
+    for name in names:
+        row: dict = {"generator": name}
+        fast = _overrides(name, args.fast)
+        row["settings"] = ", ".join(f"{k}={v}" for k, v in fast.items()) or "defaults"
+        for size in sizes:
+            for w in worker_counts:
+                rate = measure(name, size, w, args.seconds, args.fast)
+                row[f"{size}px_{w}w"] = round(rate, 2)
+                print(f"{name:32s} {size:4d}px {w}w {rate:9.1f} img/s", flush=True)
+            if cuda:
+                row[f"{size}px_cuda"] = round(measure(name, size, 1, args.seconds, args.fast, "cuda"), 2)
+        row["official_128px"] = OFFICIAL_128.get(name)
+        row["target_128px_per_core"] = TARGET_128.get(name)
+        if row["target_128px_per_core"] and "128px_1w" in row:
+            row["speedup_vs_official_128px"] = (
+                round(row["128px_1w"] / OFFICIAL_128[name], 1) if name in OFFICIAL_128 else None)
+            row["meets_target"] = row["128px_1w"] >= row["target_128px_per_core"]
+        rows.append(row)
+    env = {
+        "noisevision": noisevision.__version__, "torch": torch.__version__, "numpy": np.__version__,
+        "python": platform.python_version(), "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+        "load_avg_at_end": os.getloadavg(), "seconds_per_cell": args.seconds,
+        "jpeg_q95_encode_img_per_s": {s: round(jpeg_encode_rate(s), 1) for s in sizes}, "cuda": cuda,
+    }
+    write_json(args.out_json, {"env": env, "rows": rows})
+    cols = ["generator", "settings"] + [f"{s}px_{w}w" for s in sizes for w in worker_counts]
+    cols += [f"{s}px_cuda" for s in sizes] if cuda else []
+    cols += ["official_128px", "target_128px_per_core"]
+    heads = ["generator", "settings"] + [f"{s} px, {w} worker{'s' if w > 1 else ''}" for s in sizes for w in worker_counts]
+    heads += [f"{s} px, CUDA" for s in sizes] if cuda else []
+    heads += ["official, 128 px", "target, 128 px per core"]
+    md = (
+        "## Generation speed (images/s)\n\n"
+        f"`python bench/generate_speed.py` on {env['cpu_count']} CPU cores ({env['machine']}), torch {env['torch']}, "
+        f"{args.seconds:.0f} s per cell. Steady-state render throughput summed over worker processes (1 torch thread "
+        "each), JPEG encoding excluded: JPEG q95 encoding alone runs at "
+        + ", ".join(f"{v:.0f} img/s at {s} px" for s, v in env["jpeg_q95_encode_img_per_s"].items())
+        + " per core. 'official' is the paper's code on this kind of machine (one process). "
+        f"Load average at the end: {env['load_avg_at_end'][0]:.2f}.\n\n"
+        + markdown_table(rows, cols, heads)
+    )
+    update_markdown_section(args.out_md, "generate-speed", md)
+    print(f"wrote {args.out_json} and the generate-speed section of {args.out_md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

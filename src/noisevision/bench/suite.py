@@ -1,0 +1,422 @@
+"""The paper's comparison as one resumable suite: generate -> pretrain -> probe, per entry.
+
+An *entry* is a generator (one bar of the paper's chart) or a baseline (random
+init, or the same pretraining on the real training split). A *profile* fixes
+the budget (image count and size, encoder, method, epochs, probe). Every step's
+output lives in a directory keyed by a hash of its resolved configuration, so a
+re-run skips finished work and resumes unfinished pretraining; changing any
+setting changes the key instead of silently reusing stale results.
+
+Outputs under ``out`` (default ``results/<profile>/``)::
+
+    entries/<entry>/<dataset>.json     one probe result per entry and dataset
+    runs/<entry>-<hash>/               pretraining run directories (resumable)
+    data/<generator>-<hash>/           generated datasets (npy)
+    rows.jsonl                         flat rows, one per entry and dataset
+    results.md, chart_<dataset>.png    written by the report step
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import UserError, did_you_mean
+
+# ------------------------------------------------------------------ entries
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One bar of the comparison."""
+
+    key: str  # generator name, or "baseline/random-init" / "baseline/real"
+    family: str
+    kind: str = "generator"  # "generator" | "random" | "real"
+    paper_top1: float | None = None  # the paper's small-scale ImageNet-100 top-1
+    generator_params: dict[str, Any] = field(default_factory=dict)
+    needs: str | None = None  # entry whose encoder this one uses (feature-vis of a trained net)
+
+    @property
+    def slug(self) -> str:
+        return self.key.replace("/", "_").replace(":", "_").replace("+", "_")
+
+
+PAPER_FAMILIES = (
+    "dead-leaves/squares", "dead-leaves/oriented", "dead-leaves/mixed", "dead-leaves/textured",
+    "stat/spectrum", "stat/wmm", "stat/spectrum-color", "stat/spectrum-color-wmm",
+    "stylegan/random", "stylegan/high-freq", "stylegan/sparse", "stylegan/oriented",
+    "feature-vis/random", "feature-vis/checkpoint",
+)
+BEYOND_PAPER = ("fractal/ifs", "mixup/stylegan/oriented")
+RANDOM_KEY, REAL_KEY = "baseline/random-init", "baseline/real"
+# The paper's "feature vis, dead leaves": maximise units of the encoder pretrained on dead leaves.
+FEATURE_VIS_SOURCE = "dead-leaves/mixed"
+
+
+def paper_suite() -> list[Entry]:
+    """Every paper family, two beyond-paper generators, and the two baselines."""
+    from ..generators import get_spec
+
+    entries = [Entry(RANDOM_KEY, "baseline", kind="random", paper_top1=21.0)]
+    for name in PAPER_FAMILIES + BEYOND_PAPER:
+        if name.startswith("mixup/"):
+            entries.append(Entry(name, "mixup (beyond paper)"))
+            continue
+        spec = get_spec(name)
+        needs = FEATURE_VIS_SOURCE if name == "feature-vis/checkpoint" else None
+        entries.append(Entry(name, spec.family, paper_top1=spec.paper_top1, needs=needs))
+    entries.append(Entry(REAL_KEY, "baseline", kind="real", paper_top1=None))
+    return entries
+
+
+# ------------------------------------------------------------------ profiles
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The budget of a suite run. See ``PROFILES`` for the justified defaults."""
+
+    name: str
+    num_images: int
+    image_size: int
+    crop_size: int
+    arch: str
+    method: str
+    epochs: int
+    batch_size: int
+    lr: float
+    aug: str = "small"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    entries: tuple[str, ...] | None = None  # None: the whole suite
+    fast_generators: bool = True  # use each generator's CPU-friendly settings (feature-vis steps...)
+    generator_num_images: dict[str, int] = field(default_factory=dict)  # smaller sets for slow generators
+    probe_protocol: str = "fast"
+    probe_image_size: int = 32
+    probe_max_train: int | None = None
+    probe_max_test: int | None = None
+    spread_entry: str | None = None  # also run this entry with spread_seeds
+    spread_seeds: tuple[int, ...] = ()
+    gen_workers: int = 2
+    description: str = ""
+
+
+PROFILES: dict[str, Profile] = {
+    # CI: three entries, tiny budget; checks the whole pipeline and its outputs.
+    "quick": Profile(
+        name="quick", num_images=2048, image_size=32, crop_size=32, arch="smallalexnet32", method="alignuniform",
+        epochs=2, batch_size=128, lr=0.12, entries=(RANDOM_KEY, "dead-leaves/mixed", "stat/spectrum"),
+        probe_max_train=5000, probe_max_test=2000,
+        description="3 entries, ~2k images at 32 px, 2 epochs, probe on 5k/2k images: a few minutes on 2 cores",
+    ),
+    # ~3 h for the whole suite on a 2-core CPU; see docs/results/README for the budget reasoning.
+    "cpu": Profile(
+        name="cpu", num_images=20_000, image_size=32, crop_size=32, arch="smallalexnet32", method="alignuniform",
+        epochs=20, batch_size=256, lr=0.12, generator_num_images={"feature-vis/random": 2048,
+                                                                  "feature-vis/checkpoint": 2048},
+        spread_entry="dead-leaves/mixed", spread_seeds=(1, 2),
+        description="all entries; 20k images at 32 px, SmallAlexNet-32, AlignUniform, 20 epochs; fast probe",
+    ),
+    # The paper's small-scale recipe (a GPU job).
+    "paper-small": Profile(
+        name="paper-small", num_images=105_000, image_size=128, crop_size=64, arch="smallalexnet",
+        method="alignuniform", epochs=200, batch_size=768, lr=0.36 * 256 / 768, fast_generators=False,
+        probe_protocol="paper", probe_image_size=64,
+        description="the paper's small-scale recipe: 105k images, 64 px SmallAlexNet, AlignUniform, 200 epochs",
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise UserError(f"unknown profile {name!r}{did_you_mean(name, PROFILES)}; choose from {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def select_entries(
+    profile: Profile, only: Sequence[str] | None = None, exclude: Sequence[str] | None = None
+) -> list[Entry]:
+    """The profile's entries filtered by ``only`` / ``exclude`` (wildcards allowed)."""
+    import fnmatch
+
+    suite = paper_suite()
+    keys = [e.key for e in suite]
+    if profile.entries is not None:
+        suite = [e for e in suite if e.key in profile.entries]
+    for pattern in list(only or []) + list(exclude or []):
+        if not any(fnmatch.fnmatchcase(k, pattern) for k in keys):
+            raise UserError(f"no suite entry matches {pattern!r}{did_you_mean(pattern, keys)}")
+    if only:
+        suite = [e for e in paper_suite() if any(fnmatch.fnmatchcase(e.key, p) for p in only)]
+    if exclude:
+        suite = [e for e in suite if not any(fnmatch.fnmatchcase(e.key, p) for p in exclude)]
+    if not suite:
+        raise UserError("the selection leaves no entry to run")
+    return suite
+
+
+# ------------------------------------------------------------------ datasets
+
+
+@dataclass(frozen=True)
+class EvalDataset:
+    name: str  # as passed to the probe: cifar10, tiny-imagenet-32, imagefolder:<path>
+    train_split: str
+    test_split: str
+
+    @property
+    def slug(self) -> str:
+        if self.name.startswith("imagefolder:"):
+            p = Path(self.name.split(":", 1)[1])
+            return "folder_" + p.name + "_" + _hash(str(p.resolve()))[:6]
+        return self.name
+
+
+def parse_datasets(spec: str) -> list[EvalDataset]:
+    out = []
+    for name in [s.strip() for s in spec.split(",") if s.strip()]:
+        test = "val" if name == "tiny-imagenet-32" else "test"
+        out.append(EvalDataset(name, "train", test))
+    if not out:
+        raise UserError("--datasets is empty")
+    return out
+
+
+# ------------------------------------------------------------------ running
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class SuiteRun:
+    """Drives one profile over entries and datasets; every step is cached on disk."""
+
+    profile: Profile
+    out: Path
+    data_root: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    dependencies: frozenset[str] = frozenset()  # entries whose encoder another entry uses
+
+    # ---------------------------------------------------------------- data
+
+    def generator_overrides(self, entry: Entry, seed: int) -> dict[str, Any]:
+        """The entry's generator parameters (with the encoder checkpoint it depends on)."""
+        from ..generators import get_spec
+
+        over: dict[str, Any] = {}
+        if self.profile.fast_generators and not entry.key.startswith(("mixup/", "mix:")):
+            over.update(get_spec(entry.key).fast_overrides)
+        over.update(entry.generator_params)
+        if entry.needs:
+            dep_dir, _ = self.run_dir_for(_entry(entry.needs), None, seed)
+            over["checkpoint"] = str(dep_dir / "encoder.pt")
+        return over
+
+    # ---------------------------------------------------------------- steps
+
+    def pretrain_config(self, entry: Entry, data: str, seed: int) -> dict[str, Any]:
+        p = self.profile
+        return dict(
+            data=data, crop_size=p.crop_size, image_size=p.image_size if entry.kind != "real" else None,
+            arch=p.arch, arch_kwargs=dict(p.arch_kwargs), method=p.method, aug=p.aug, epochs=p.epochs,
+            batch_size=p.batch_size, lr=p.lr, seed=seed, device=self.device,
+        )
+
+    def run_entry(self, entry: Entry, datasets: Sequence[EvalDataset], seed: int) -> list[dict[str, Any]]:
+        """Pretrain (if needed) and probe one entry on every dataset; return its rows.
+
+        Pretraining is skipped when every probe result of the entry is already on
+        disk and no later entry needs its encoder.
+        """
+        rows = []
+        # The real-data baseline pretrains on each evaluation dataset's own training split.
+        targets: list[tuple[EvalDataset | None, list[EvalDataset]]] = (
+            [(d, [d]) for d in datasets] if entry.kind == "real" else [(None, list(datasets))]
+        )
+        for source, evals in targets:
+            info: dict[str, Any] = {}
+            summary: dict[str, Any] = {}
+            if entry.kind == "random":
+                encoder = f"random:{self.profile.arch}"
+            else:
+                run_dir, cfg = self.run_dir_for(entry, source, seed)
+                encoder = str(run_dir)
+                needed = entry.key in self.dependencies or not all(
+                    self.probe_path(entry, ds, encoder, seed).exists() for ds in evals)
+                if needed:
+                    summary, info = self.pretrain_entry(entry, cfg, run_dir)
+            for ds in evals:
+                row = self.probe_entry(entry, ds, encoder, seed)
+                row.update({k: v for k, v in info.items() if v is not None})
+                if summary:
+                    row.update(pretrain_seconds=summary.get("wall_s"),
+                               pretrain_images_per_s=_images_per_s(summary))
+                rows.append(row)
+        return rows
+
+    def run_dir_for(self, entry: Entry, source: EvalDataset | None, seed: int) -> tuple[Path, dict[str, Any]]:
+        """The run directory (keyed by the resolved pretraining config) and the config."""
+        if entry.kind == "real":
+            from ..data.roots import resolve_dataset
+
+            src = resolve_dataset(source.name, self.data_root)
+            if src.kind != "imagefolder":
+                raise UserError(f"the real-data baseline needs {source.name} as an image folder, found {src.kind}")
+            data = str(src.path / source.train_split)
+        else:
+            over = self.generator_overrides(entry, seed)
+            n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
+            gen_cfg = {"generator": entry.key, "params": over, "n": n, "size": self.profile.image_size,
+                       "seed": seed, "version": __version__}
+            data = str(self.out / "data" / f"{entry.slug}-{_hash(gen_cfg)}")
+        cfg = self.pretrain_config(entry, data, seed)
+        key = _hash({k: v for k, v in cfg.items() if k != "device"})
+        run_dir = self.out / "runs" / f"{entry.slug}{'-' + source.slug if source else ''}-s{seed}-{key}"
+        return run_dir, cfg
+
+    def pretrain_entry(self, entry: Entry, cfg: dict[str, Any], run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Generate the data (if a generator entry) and pretrain, resuming what a previous run left."""
+        from ..train import PretrainConfig, pretrain
+
+        info: dict[str, Any] = {}
+        summary_path = run_dir / "summary.json"
+        if summary_path.exists():
+            return json.loads(summary_path.read_text()), info
+        if entry.kind == "generator":
+            info = self.generate(entry, Path(cfg["data"]), cfg["seed"])
+        _log(f"pretraining {entry.key} (seed {cfg['seed']}) -> {run_dir}")
+        resume = (run_dir / "config.yaml").exists()
+        summary = pretrain(PretrainConfig(**cfg, out=str(run_dir), resume=resume, progress=self.progress))
+        return summary, info
+
+    def generate(self, entry: Entry, path: Path, seed: int) -> dict[str, Any]:
+        from ..data.writer import generate_dataset
+
+        over = self.generator_overrides(entry, seed)
+        n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
+        _log(f"generating {n} images of {entry.key} -> {path}")
+        res = generate_dataset(entry.key, n, self.profile.image_size, path, seed=seed, format="npy", params=over,
+                               workers=self.profile.gen_workers, device=self.device, progress=self.progress)
+        return {"gen_seconds": round(res.seconds, 1) if res.rendered else None,
+                "gen_images_per_s": round(res.images_per_second, 1) if res.rendered else None}
+
+    def probe_path(self, entry: Entry, ds: EvalDataset, encoder: str, seed: int) -> Path:
+        return self.out / "entries" / entry.slug / f"{ds.slug}-s{seed}-{_hash(self.probe_config(ds, encoder, seed))}.json"
+
+    def probe_config(self, ds: EvalDataset, encoder: str, seed: int) -> dict[str, Any]:
+        p = self.profile
+        enc = encoder if encoder.startswith("random:") else str(Path(encoder).relative_to(self.out))
+        return dict(encoder=enc, dataset=ds.name, train_split=ds.train_split, test_split=ds.test_split,
+                    protocol=p.probe_protocol, image_size=p.probe_image_size, max_train=p.probe_max_train,
+                    max_test=p.probe_max_test, seed=seed)
+
+    def probe_entry(self, entry: Entry, ds: EvalDataset, encoder: str, seed: int) -> dict[str, Any]:
+        from ..eval import probe
+
+        path = self.probe_path(entry, ds, encoder, seed)
+        if path.exists():
+            result = json.loads(path.read_text())
+        else:
+            _log(f"probing {entry.key} on {ds.name}")
+            cfg = self.probe_config(ds, encoder, seed)
+            cfg["encoder"] = encoder
+            result = probe(**cfg, data_root=self.data_root, device=self.device, out=None, progress=self.progress)
+            result["suite"] = {"entry": entry.key, "family": entry.family, "profile": self.profile.name}
+            _write_json(path, result)
+        m = result["metrics"]
+        return {
+            "entry": entry.key, "family": entry.family, "kind": entry.kind, "dataset": ds.name, "seed": seed,
+            "top1": m.get("top1"), "top5": m.get("top5"), "knn": m.get("knn_top1"),
+            "alignment": m.get("alignment"), "uniformity": m.get("uniformity"),
+            "paper_top1": entry.paper_top1, "profile": self.profile.name,
+            "result_file": str(path.relative_to(self.out)),
+        }
+
+
+def _images_per_s(summary: dict[str, Any]) -> float | None:
+    wall, steps = summary.get("wall_s"), summary.get("steps")
+    batch = (summary.get("config") or {}).get("batch_size") or summary.get("batch_size")
+    if not wall or not steps or not batch:
+        return None
+    return round(steps * batch / wall, 1)
+
+
+def run_suite(
+    profile: str = "quick",
+    *,
+    datasets: str = "cifar10",
+    out: str | os.PathLike | None = None,
+    only: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    data_root: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) a profile; write rows.jsonl, results.md and charts; return the summary.
+
+    Raises:
+        UserError: unknown profile, entry pattern or dataset.
+    """
+    from .report import write_report
+
+    prof = get_profile(profile)
+    entries = select_entries(prof, only, exclude)
+    dsets = parse_datasets(datasets)
+    out_dir = Path(out or Path("results") / prof.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    deps = frozenset(e.needs for e in entries if e.needs)
+    run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress,
+                   dependencies=deps)
+    # entries another entry depends on run first; a dependency that is not selected runs unreported
+    order = sorted(entries, key=lambda e: 0 if e.key in deps else 1)
+    for dep in deps - {e.key for e in entries}:
+        order.insert(0, dataclasses.replace(_entry(dep), family="(dependency)"))
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for entry in order:
+        if entry.family == "(dependency)":  # only its encoder is needed
+            run_dir, cfg = run.run_dir_for(entry, None, seed)
+            run.pretrain_entry(entry, cfg, run_dir)
+            continue
+        seeds = [seed] + (list(prof.spread_seeds) if entry.key == prof.spread_entry else [])
+        for s in seeds:
+            rows.extend(run.run_entry(entry, dsets, s))
+    rows_path = out_dir / "rows.jsonl"
+    _write_text(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
+    summary = write_report(rows, out_dir, prof.name, [d.name for d in dsets])
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    return summary
+
+
+def _entry(key: str) -> Entry:
+    for e in paper_suite():
+        if e.key == key:
+            return e
+    raise UserError(f"unknown suite entry {key!r}")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    from ..data.atomic import atomic_write_text
+
+    atomic_write_text(path, text)

@@ -1,0 +1,87 @@
+"""The comparison suite: entry selection, caching, report maths, and the quick profile end to end."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from noisevision.bench.report import aggregate, comparison_summary, write_report
+from noisevision.bench.suite import PAPER_FAMILIES, PROFILES, get_profile, paper_suite, select_entries
+from noisevision.cli import main
+from noisevision.errors import UserError
+
+
+def _row(entry, top1, kind="generator", paper=None, seed=0, family="dead leaves", ds="cifar10"):
+    return {"entry": entry, "family": family, "kind": kind, "dataset": ds, "seed": seed, "top1": top1, "top5": 90.0,
+            "knn": top1 - 5, "alignment": 0.5, "uniformity": -3.0, "paper_top1": paper, "profile": "t"}
+
+
+def test_paper_suite_has_every_family_and_both_baselines():
+    keys = [e.key for e in paper_suite()]
+    assert set(PAPER_FAMILIES) <= set(keys)
+    assert {"fractal/ifs", "mixup/stylegan/oriented", "baseline/random-init", "baseline/real"} <= set(keys)
+    assert all(e.paper_top1 is not None for e in paper_suite() if e.key in PAPER_FAMILIES)
+    fv = next(e for e in paper_suite() if e.key == "feature-vis/checkpoint")
+    assert fv.needs == "dead-leaves/mixed"
+
+
+def test_select_entries():
+    quick = get_profile("quick")
+    assert [e.key for e in select_entries(quick)] == ["baseline/random-init", "dead-leaves/mixed", "stat/spectrum"]
+    cpu = get_profile("cpu")
+    assert len(select_entries(cpu)) == len(paper_suite())
+    assert [e.key for e in select_entries(cpu, only=["stylegan/*"])] == [
+        "stylegan/random", "stylegan/high-freq", "stylegan/sparse", "stylegan/oriented"]
+    assert "stat/wmm" not in [e.key for e in select_entries(cpu, exclude=["stat/*"])]
+    with pytest.raises(UserError, match="no suite entry matches"):
+        select_entries(cpu, only=["stylegan/orientd"])
+    with pytest.raises(UserError, match="unknown profile"):
+        get_profile("quik")
+    assert {"quick", "cpu", "paper-small"} <= set(PROFILES)
+
+
+def test_report_maths_spearman_gap_and_seed_spread(tmp_path):
+    rows = [
+        _row("baseline/random-init", 50.0, kind="random", family="baseline"),
+        _row("baseline/real", 70.0, kind="real", family="baseline"),
+        _row("a", 55.0, paper=30.0), _row("b", 60.0, paper=35.0), _row("c", 58.0, paper=40.0),
+        _row("d", 64.0, paper=45.0, seed=0), _row("d", 66.0, paper=45.0, seed=1),
+    ]
+    agg = aggregate(rows)
+    d = next(r for r in agg if r["entry"] == "d")
+    assert d["top1"] == pytest.approx(65.0) and d["top1_std"] == pytest.approx(2 ** 0.5)
+    s = comparison_summary(agg, "cifar10")
+    # ours: a<c<b<d ; paper: a<b<c<d -> ranks (1,3,2,4) vs (1,2,3,4): rho = 1 - 6*2/(4*15) = 0.8
+    assert s["spearman_vs_paper"] == pytest.approx(0.8)
+    assert s["best_entry"] == "d" and s["gap_closure"] == pytest.approx((65 - 50) / (70 - 50))
+    summary = write_report(rows, tmp_path, "t", ["cifar10"])
+    text = (tmp_path / "results.md").read_text()
+    assert "0.80" in text and "75%" in text and "| dead leaves | d | 65.0 |" in text
+    assert (tmp_path / "chart_cifar10.png").stat().st_size > 1000
+    assert summary["datasets"][0]["gap_closure"] == pytest.approx(0.75)
+
+
+def test_bench_cli_bad_input(capsys):
+    assert main(["bench", "--profile", "huge"]) == 2
+    assert "unknown profile" in capsys.readouterr().err
+    assert main(["bench", "--only", "nothing/*"]) == 2
+
+
+@pytest.mark.slow
+def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
+    out = tmp_path / "quick"
+    args = ["bench", "--profile", "quick", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
+            "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Spearman" in printed and "gap closure" in printed
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert {r["entry"] for r in rows} == {"baseline/random-init", "dead-leaves/mixed", "stat/spectrum"}
+    for r in rows:
+        assert 10.0 < r["top1"] <= 100.0 and 10.0 < r["knn"] <= 100.0  # CIFAR-10 chance is 10%
+    assert (out / "chart_cifar10.png").exists() and "| dead leaves |" in (out / "results.md").read_text()
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if "entries" in p.parts}
+    assert main(args) == 0  # cached: nothing is recomputed
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if "entries" in p.parts}
+    assert before == after

@@ -110,6 +110,9 @@ def preview_all(
     from tqdm import tqdm
 
     for name in tqdm(names, desc="preview", unit="sheet"):
+        if get_spec(name).required:
+            print(f"skipping {name}: it needs {', '.join(get_spec(name).required)} (preview it on its own with -p)")
+            continue
         paths.append(
             preview(name, out_dir / (sheet_filename(name)), rows=rows, cols=cols, size=size, seed=seed,
                     device=device, fast=fast)

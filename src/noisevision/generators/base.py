@@ -54,6 +54,7 @@ class GeneratorSpec:
         paper_top1: the paper's small-scale ImageNet-100 top-1 for this family, if any.
         fast_overrides: parameters for a quick CPU look (``preview --all``, smoke
             benchmarks) where the defaults are slow (e.g. feature-vis steps).
+        required: parameters the user must set (e.g. a checkpoint path).
     """
 
     name: str
@@ -67,6 +68,7 @@ class GeneratorSpec:
     labels: Callable[[np.ndarray, int, Any], np.ndarray] | None = None
     paper_top1: float | None = None
     fast_overrides: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
 
 
 GENERATORS: Registry[GeneratorSpec] = Registry("generator")
@@ -88,6 +90,7 @@ def register_generator(
     labels: Callable[[np.ndarray, int, Any], np.ndarray] | None = None,
     paper_top1: float | None = None,
     fast_overrides: dict[str, Any] | None = None,
+    required: tuple[str, ...] = (),
     **defaults: Any,
 ) -> GeneratorSpec:
     """Register one variant; ``defaults`` override the dataclass defaults."""
@@ -106,6 +109,7 @@ def register_generator(
         labels=labels,
         paper_top1=paper_top1,
         fast_overrides=dict(fast_overrides or {}),
+        required=tuple(required),
     )
     params_cls(**defaults)  # defaults must validate
     return GENERATORS.register(name, spec)
@@ -290,6 +294,9 @@ def create_generator(name: str, **overrides: Any) -> Generator:
             return factory(name, overrides)
     spec = GENERATORS.get(name)
     params = resolve_params(spec.params_cls, spec.defaults, overrides, name)
+    missing = [r for r in spec.required if getattr(params, r) in (None, "")]
+    if missing:
+        raise UserError(f"{name} needs {', '.join(f'-p {m}=...' for m in missing)}")
     return Generator(name=name, spec=spec, params=params)
 
 

@@ -33,6 +33,7 @@ from ..rng import image_rng
 from .base import register_generator
 
 COLOR_MODES = ("white", "single", "per-map")
+MAX_MAPS = 8
 CHECK_SIZE = 64  # resolution of the fill-ratio test (independent of the render size)
 CHECK_WALKERS = 256
 CHECK_STEPS = 48
@@ -73,8 +74,8 @@ class FractalParams:
 
     def __post_init__(self) -> None:
         lo, hi = self.num_maps
-        if not 2 <= lo <= hi <= 8:
-            raise ValueError(f"num_maps must satisfy 2 <= low <= high <= 8, got {self.num_maps}")
+        if not 2 <= lo <= hi <= MAX_MAPS:
+            raise ValueError(f"num_maps must satisfy 2 <= low <= high <= {MAX_MAPS}, got {self.num_maps}")
         if not 0.0 < self.max_scale < 1.0:
             raise ValueError(f"max_scale must be in (0, 1) for contractive maps, got {self.max_scale}")
         if not 0.0 <= self.min_fill < self.max_fill <= 1.0:
@@ -117,9 +118,9 @@ def map_probabilities(maps: np.ndarray) -> np.ndarray:
 
 
 def _pad_maps(systems: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack systems of different sizes into (B, 8, 2, 3) maps and (B, 8) probabilities."""
-    maps = np.zeros((len(systems), 8, 2, 3))
-    probs = np.zeros((len(systems), 8))
+    """Stack systems of different sizes into (B, MAX_MAPS, 2, 3) maps and (B, MAX_MAPS) probabilities."""
+    maps = np.zeros((len(systems), MAX_MAPS, 2, 3))
+    probs = np.zeros((len(systems), MAX_MAPS))
     for b, sys_ in enumerate(systems):
         maps[b, : len(sys_)] = sys_
         probs[b, : len(sys_)] = map_probabilities(sys_)
@@ -129,7 +130,8 @@ def _pad_maps(systems: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def _draw_walk(rng: np.random.Generator, probs: np.ndarray, steps: int, walkers: int) -> tuple[np.ndarray, int]:
     """Map choices (steps, walkers) drawn with ``probs``, and the start map index."""
     cdf = np.cumsum(probs)
-    choices = np.minimum(np.searchsorted(cdf, rng.random((steps, walkers)) * cdf[-1], side="right"), len(probs) - 1)
+    last_map = np.flatnonzero(probs)[-1]  # never pick a zero-probability (padding) entry, even on rounding
+    choices = np.minimum(np.searchsorted(cdf, rng.random((steps, walkers)) * cdf[-1], side="right"), last_map)
     return choices.astype(np.int64), int(choices[0, 0])
 
 
@@ -276,7 +278,7 @@ def render_fractal(
         per_image.append(system)
         walks.append(_draw_walk(rng, map_probabilities(system), steps, params.walkers))
         n_col = 1 if params.color == "single" else len(system)
-        palettes.append(np.pad(_bright_colors(rng, n_col), ((0, 8 - n_col), (0, 0))))
+        palettes.append(np.pad(_bright_colors(rng, n_col), ((0, MAX_MAPS - n_col), (0, 0))))
     maps, _ = _pad_maps(per_image)
     choices = np.stack([w[0] for w in walks])
     starts = np.stack([_fixed_point(m[w[1]]) for m, w in zip(maps, walks)])

@@ -167,14 +167,13 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", dest="config_file", metavar="FILE.yaml", help="YAML file of config fields")
     for f in config_fields():
-        kind = str(f.type)
-        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name and kind != "bool | None" and kind != "bool" else [])
-        if kind.startswith("bool"):
-            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=FIELD_HELP[f.name])
+        flag, kind, help_ = f"--{f.name.replace('_', '-')}", str(f.type), FIELD_HELP[f.name]
+        if kind.startswith("bool"):  # --fixed / --no-fixed, so a flag can undo a YAML value
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
         elif kind.startswith("dict"):
-            p.add_argument(*flags, dest=f.name, nargs="+", metavar="KEY=VALUE", default=None, help=FIELD_HELP[f.name])
-        else:
-            p.add_argument(*flags, dest=f.name, default=None, metavar=f.name.split("_")[-1].upper(), help=FIELD_HELP[f.name])
+            p.add_argument(flag, dest=f.name, nargs="+", metavar="KEY=VALUE", default=None, help=help_)
+        else:  # strings; build_config coerces them to the field types
+            p.add_argument(flag, dest=f.name, default=None, metavar=f.name.split("_")[-1].upper(), help=help_)
 
     def run(args: argparse.Namespace) -> int:
         from .train import build_config, pretrain
@@ -182,7 +181,7 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
 
         overrides = {f.name: getattr(args, f.name) for f in config_fields()}
         summary = pretrain(build_config(args.config_file, overrides))
-        if summary["world_size"] == 1 or int(__import__("os").environ.get("RANK", "0")) == 0:
+        if summary["rank"] == 0:
             print(summary_line(summary))
         return 0
 

@@ -86,7 +86,7 @@ def preview(
         overrides = {**get_spec(generator).fast_overrides, **overrides}
     gen = create_generator(generator, **overrides)
     images = gen.render(np.arange(rows * cols), seed, size, device=device)
-    title = f"{generator}  —  {gen.spec.description}"
+    title = f"{generator}:  {gen.spec.description}"
     subtitle = f"seed={seed}  size={size}  " + _summary(params_to_dict(gen.params))
     sheet = contact_sheet(images, title, subtitle, cols=cols)
     out = Path(out)

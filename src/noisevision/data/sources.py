@@ -1,0 +1,210 @@
+"""Training image sources behind ``--data``: packed arrays, image folders, online generators.
+
+Every source answers two questions, both deterministic from the seed:
+
+* :meth:`ImageSource.epoch_indices` - which images epoch ``e`` uses, in which order;
+* :meth:`ImageSource.load` - the uint8 pixels (N, H, W, 3) of given image indices.
+
+``--data`` forms (:func:`open_source`):
+
+* ``DIR`` or ``FILE.npy``: a packed uint8 array (N, H, W, 3) (``DIR/images.npy``, as
+  ``noisevision generate --format npy`` writes it), memory-mapped, never loaded whole;
+* ``DIR``: an ImageFolder tree (``DIR/train/<class>/*.jpg`` or ``DIR/<class>/*.jpg``),
+  decoded once at ``image_size`` and cached by :func:`~noisevision.data.imagefolder.load_image_folder`;
+* ``gen:<generator>``: images rendered on demand, never written to disk. Epoch ``e``
+  uses generator indices ``[e*N, (e+1)*N)`` (fresh images every epoch), or the same
+  ``[0, N)`` every epoch with ``fixed``. Image ``i`` is the image ``noisevision
+  generate`` writes as index ``i`` with the same seed.
+
+Stored data (arrays, folders) is shuffled per epoch with a permutation drawn from
+``image_rng(seed, epoch, "shuffle")``, so the order of any epoch can be recomputed
+when a run resumes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..rng import image_rng
+
+GEN_PREFIX = "gen:"
+
+
+class ImageSource:
+    """Base class: a collection of uint8 images with a deterministic per-epoch order."""
+
+    kind: str = ""
+
+    def __init__(self, description: str, num_images: int, image_size: int, seed: int) -> None:
+        self.description = description
+        self.num_images = int(num_images)
+        self.image_size = int(image_size)
+        self.seed = int(seed)
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        """Image indices of epoch ``epoch`` in training order (int64, length ``num_images``)."""
+        return image_rng(self.seed, epoch, "shuffle").permutation(self.num_images).astype(np.int64)
+
+    def load(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 (len(indices), H, W, 3) pixels of the given image indices."""
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        """What the run records about its data."""
+        return {"kind": self.kind, "data": self.description, "num_images": self.num_images, "image_size": self.image_size}
+
+
+class ArraySource(ImageSource):
+    """A uint8 (N, H, W, 3) array: an in-memory array or a memory-mapped ``.npy`` file.
+
+    The memory map is opened lazily in each process (and dropped when pickled),
+    so loader workers never copy the array.
+    """
+
+    kind = "npy"
+
+    def __init__(
+        self, description: str, seed: int, *, path: Path | None = None, array: np.ndarray | None = None,
+        num_images: int | None = None,
+    ) -> None:
+        self.path = path
+        self._array = array
+        arr = self.array
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise UserError(f"{description}: expected a uint8 array of shape (N, H, W, 3), got {arr.dtype} {arr.shape}")
+        if arr.shape[1] != arr.shape[2]:
+            raise UserError(f"{description}: images must be square, got {arr.shape[1]}x{arr.shape[2]}")
+        available = arr.shape[0]
+        if available == 0:
+            raise UserError(f"{description} holds no images")
+        if num_images is not None and num_images > available:
+            raise UserError(f"--num-images {num_images} is more than the {available} images in {description}")
+        super().__init__(description, num_images or available, arr.shape[1], seed)
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            assert self.path is not None
+            try:
+                self._array = np.load(self.path, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise UserError(f"cannot read {self.path} as a .npy array: {str(exc).splitlines()[0]}") from None
+        return self._array
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.path is not None:
+            state["_array"] = None  # re-open the memory map in the receiving process
+        return state
+
+    def load(self, indices: np.ndarray) -> np.ndarray:
+        order = np.argsort(indices, kind="stable")  # sorted reads are sequential on disk
+        out = np.empty((len(indices), *self.array.shape[1:]), np.uint8)
+        out[order] = self.array[np.asarray(indices)[order]]
+        return out
+
+
+class GeneratorSource(ImageSource):
+    """``gen:<name>``: images rendered on demand by a registered generator."""
+
+    kind = "gen"
+
+    def __init__(
+        self, name: str, num_images: int, image_size: int, seed: int, fixed: bool, device: str = "cpu",
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        from ..generators import create_generator
+
+        self.generator = create_generator(name, **(params or {}))
+        self.fixed = bool(fixed)
+        self.device = device if self.generator.uses_torch else "cpu"  # numpy renderers run on the CPU
+        super().__init__(f"{GEN_PREFIX}{name}", num_images, image_size, seed)
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        if self.fixed:
+            return super().epoch_indices(epoch)
+        return np.arange(epoch * self.num_images, (epoch + 1) * self.num_images, dtype=np.int64)
+
+    def load(self, indices: np.ndarray) -> np.ndarray:
+        return self.generator.render(np.asarray(indices, np.int64), self.seed, self.image_size, device=self.device)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "generator": self.generator.name, "fixed": self.fixed, "params": self.generator.params_dict()}
+
+
+def _find_npy(path: Path) -> Path | None:
+    if path.is_file() and path.suffix == ".npy":
+        return path
+    if path.is_dir() and (path / "images.npy").is_file():
+        return path / "images.npy"
+    return None
+
+
+def _folder_split(path: Path) -> str | None:
+    """``train`` when ``path/train`` holds class folders (``generate`` output), else None."""
+    train = path / "train"
+    if train.is_dir() and any(p.is_dir() for p in train.iterdir()):
+        return "train"
+    return None
+
+
+def open_source(
+    data: str,
+    *,
+    seed: int,
+    num_images: int | None = None,
+    image_size: int | None = None,
+    fixed: bool = False,
+    gen_params: dict[str, Any] | None = None,
+    min_size: int = 1,
+    cache_dir: str | None = None,
+    render_device: str = "cpu",
+    progress: bool = True,
+) -> ImageSource:
+    """Open the ``--data`` argument as an :class:`ImageSource` (see the module docstring).
+
+    Raises:
+        UserError: empty or missing data, a folder without readable images, a
+            ``gen:`` source without ``num_images``, or images smaller than ``min_size``.
+    """
+    if not data:
+        raise UserError("no training data given: pass --data DIR, FILE.npy or gen:<generator>")
+    if data.startswith(GEN_PREFIX):
+        name = data[len(GEN_PREFIX):]
+        if not name:
+            raise UserError("gen: needs a generator name, e.g. gen:dead-leaves/mixed (see `noisevision list`)")
+        if num_images is None:
+            raise UserError(f"{data} generates images online: pass --num-images (images per epoch)")
+        size = image_size or min_size
+        source: ImageSource = GeneratorSource(name, num_images, size, seed, fixed, render_device, gen_params)
+    else:
+        if gen_params:
+            raise UserError("--gen-params applies only to gen:<generator> data")
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise UserError(f"training data {path} does not exist")
+        npy = _find_npy(path)
+        if npy is not None:
+            source = ArraySource(str(npy), seed, path=npy, num_images=num_images)
+            if image_size is not None and image_size != source.image_size:
+                raise UserError(f"{npy} holds {source.image_size} px images but --image-size is {image_size}")
+        elif path.is_dir():
+            from .imagefolder import load_image_folder
+
+            size = image_size or min_size
+            loaded = load_image_folder(
+                path, _folder_split(path), size, cache_dir=cache_dir, skip_bad_images=True, progress=progress
+            )
+            source = ArraySource(str(path), seed, array=loaded.images, num_images=num_images)
+            source.kind = "folder"
+        else:
+            raise UserError(f"training data {path} is neither a directory nor a .npy file")
+    if source.image_size < min_size:
+        raise UserError(
+            f"{source.description} holds {source.image_size} px images, smaller than the {min_size} px crop; "
+            "lower --crop-size or use larger images"
+        )
+    return source

@@ -1,0 +1,122 @@
+"""The run directory: config, metrics and resumable training checkpoints.
+
+Layout of ``RUN_DIR``::
+
+    config.yaml      the resolved PretrainConfig
+    checkpoint.pt    latest training state (model, optimizer, step, RNG states), written atomically
+    encoder.pt       the final encoder (noisevision.models.save_encoder format)
+    metrics.jsonl    one JSON line per logged step
+    summary.json     the run summary, written when training ends
+    tb/              TensorBoard events (when tensorboard imports)
+
+Checkpoints hold only plain types and tensors, so they load with
+``torch.load(path, weights_only=True)``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import _env  # noqa: F401  (OMP settings before torch)
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from ..data.atomic import atomic_path, atomic_write_text  # noqa: E402
+from ..errors import UserError  # noqa: E402
+from .config import PretrainConfig  # noqa: E402
+
+CHECKPOINT_FORMAT = "noisevision-pretrain-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class RunDir:
+    """Paths and small file operations of one run directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.config = self.root / "config.yaml"
+        self.checkpoint = self.root / "checkpoint.pt"
+        self.encoder = self.root / "encoder.pt"
+        self.metrics = self.root / "metrics.jsonl"
+        self.summary = self.root / "summary.json"
+        self.tensorboard = self.root / "tb"
+
+    def write_config(self, config: PretrainConfig) -> None:
+        atomic_write_text(self.config, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    def read_config(self) -> PretrainConfig | None:
+        """The saved config, or None if there is none."""
+        if not self.config.is_file():
+            return None
+        from .config import build_config
+
+        return build_config(self.config)
+
+    def trim_metrics(self, last_step: int) -> None:
+        """Drop metric lines after ``last_step`` (written after the checkpoint a resumed run restarts from)."""
+        if not self.metrics.is_file():
+            return
+        kept = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= last_step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        atomic_write_text(self.metrics, "".join(k + "\n" for k in kept))
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def rng_states() -> dict[str, Any]:
+    """Global torch RNG states (CPU and CUDA), for the checkpoint."""
+    states: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(
+    path: Path, *, config: PretrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    step: int, epoch: int, steps_per_epoch: int, lr: float, scaler: torch.amp.GradScaler | None = None,
+) -> None:
+    """Write the full training state atomically (a kill never leaves a half-written file)."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "config": config.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        # The schedule is a pure function of (config, step): its state is the step.
+        "scheduler": {"kind": config.lr_schedule, "step": step, "lr": lr},
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "step": step,
+        "epoch": epoch,
+        "steps_per_epoch": steps_per_epoch,
+        "rng": rng_states(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a training checkpoint (weights_only); UserError if it is damaged or foreign."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"no checkpoint at {path}") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a noisevision pretraining checkpoint")
+    return state

@@ -1,0 +1,287 @@
+"""The pretraining configuration: one frozen dataclass, YAML first, flags on top.
+
+``PretrainConfig`` holds everything that defines a pretraining run. It is
+validated in ``__post_init__`` (``ValueError``; :func:`build_config` turns it
+into a one-line :class:`~noisevision.errors.UserError`), loaded from YAML and
+written back, resolved, to ``RUN_DIR/config.yaml``.
+
+Learning-rate rule: ``lr`` is the rate for a global batch of
+``lr_reference_batch`` images and is scaled linearly, ``lr * batch_size /
+lr_reference_batch`` (``lr_reference_batch: null`` uses ``lr`` as given). The
+batch is global, so the rate does not depend on the number of processes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+
+LR_SCHEDULES = ("step", "cosine", "constant")
+PRECISIONS = ("auto", "bf16", "fp32")
+DEVICES = ("auto", "cpu", "cuda")
+# The paper's small-scale milestones (155, 170, 185 of 200 epochs), as fractions of the run.
+PAPER_MILESTONE_FRACTIONS = (155 / 200, 170 / 200, 185 / 200)
+# Fields that may change when a run is resumed (they do not change what is computed).
+RESUME_FREE_FIELDS = frozenset({"out", "resume", "workers", "device", "log_every", "save_every", "compile", "progress"})
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """A contrastive pretraining run (defaults: the paper's small-scale recipe).
+
+    Attributes:
+        data: an ImageFolder directory, a packed ``.npy`` array (or the directory
+            holding ``images.npy``), or ``gen:<generator>`` for online generation.
+        num_images: images per epoch (None: the whole dataset; required for ``gen:``).
+        fixed: ``gen:`` only: reuse images ``[0, num_images)`` every epoch instead of fresh ones.
+        gen_params: ``gen:`` only: generator parameter overrides (as ``generate --param``).
+        image_size: size of stored/generated images (None: the array's size, or ``crop_size``).
+        crop_size: training input size (RandomResizedCrop output; None: the encoder's native size).
+        arch, arch_kwargs: encoder name and keyword arguments (``stem``, ``width``).
+        method, method_kwargs: SSL method and its keyword arguments (``temperature``, ...).
+        aug, aug_kwargs: augmentation preset and field overrides.
+        epochs, batch_size: run length and the global batch (all processes together).
+        lr, lr_reference_batch: see the module docstring for the scaling rule.
+        lr_schedule: ``step`` (x ``lr_gamma`` at ``lr_milestones`` epochs; None = the
+            paper's 155/170/185 of 200 scaled to ``epochs``), ``cosine`` or ``constant``.
+        warmup_epochs: linear warm-up from 0 (fractions allowed).
+        momentum, weight_decay: SGD settings (no decay on norm layers and biases).
+        seed: root seed of model init, data order, augmentations and ``gen:`` images.
+        workers: background loader processes (None: 0 for stored data, up to 4 for ``gen:``).
+        device, precision, channels_last, compile: speed settings (None = auto).
+        sync_bn: synchronise BatchNorm statistics across processes under DDP.
+        out, resume: run directory, and whether to continue the run in it.
+        log_every, save_every: steps between metric lines / mid-epoch checkpoints (0 = never).
+        progress: show a progress bar (None: when stderr is a terminal).
+    """
+
+    data: str = ""
+    num_images: int | None = None
+    fixed: bool = False
+    gen_params: dict[str, Any] = field(default_factory=dict)
+    image_size: int | None = None
+    crop_size: int | None = None
+    arch: str = "smallalexnet"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    method: str = "alignuniform"
+    method_kwargs: dict[str, Any] = field(default_factory=dict)
+    aug: str = "small"
+    aug_kwargs: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 200
+    batch_size: int = 768
+    lr: float = 0.12
+    lr_reference_batch: int | None = 256
+    lr_schedule: str = "step"
+    lr_milestones: tuple[int, ...] | None = None
+    lr_gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    seed: int = 0
+    workers: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    sync_bn: bool = True
+    out: str = ""
+    resume: bool = False
+    log_every: int = 10
+    save_every: int = 100
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        def positive(name: str) -> None:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+        for name in ("epochs", "batch_size", "lr", "lr_gamma"):
+            positive(name)
+        for name in ("num_images", "image_size", "crop_size", "lr_reference_batch"):
+            if getattr(self, name) is not None:
+                positive(name)
+        for name in ("warmup_epochs", "momentum", "weight_decay", "seed", "log_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must not be negative, got {self.workers}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
+        if self.lr_milestones is not None:
+            ms = list(self.lr_milestones)
+            if any(m <= 0 for m in ms) or ms != sorted(set(ms)):
+                raise ValueError(f"lr_milestones must be increasing positive epochs, got {self.lr_milestones}")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) is longer than the run ({self.epochs} epochs)")
+        for name in ("gen_params", "arch_kwargs", "method_kwargs", "aug_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping of key: value, got {getattr(self, name)!r}")
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def scaled_lr(self) -> float:
+        """The peak learning rate after the linear batch-size rule."""
+        if self.lr_reference_batch is None:
+            return self.lr
+        return self.lr * self.batch_size / self.lr_reference_batch
+
+    @property
+    def milestones(self) -> tuple[int, ...]:
+        """Step-schedule milestones in epochs (the paper's fractions when not given)."""
+        if self.lr_milestones is not None:
+            return tuple(self.lr_milestones)
+        return tuple(sorted({max(1, round(f * self.epochs)) for f in PAPER_MILESTONE_FRACTIONS}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/JSON-friendly values (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        if out["lr_milestones"] is not None:
+            out["lr_milestones"] = list(out["lr_milestones"])
+        return out
+
+    def differences(self, other: PretrainConfig) -> list[str]:
+        """Names of fields that differ and matter for a resumed run."""
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if k not in RESUME_FREE_FIELDS and a[k] != b[k]]
+
+
+def lr_at(config: PretrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Learning rate of optimisation step ``step`` (0-based), a pure function of the config.
+
+    Being pure (no scheduler object) makes a resumed run follow exactly the
+    schedule of an uninterrupted one.
+    """
+    import math
+
+    epoch_float = step / steps_per_epoch
+    peak = config.scaled_lr
+    if config.warmup_epochs > 0 and epoch_float < config.warmup_epochs:
+        return peak * (step + 1) / (config.warmup_epochs * steps_per_epoch)
+    if config.lr_schedule == "constant":
+        return peak
+    if config.lr_schedule == "step":
+        epoch = step // steps_per_epoch
+        return peak * config.lr_gamma ** sum(epoch >= m for m in config.milestones)
+    total = config.epochs * steps_per_epoch
+    warm = config.warmup_epochs * steps_per_epoch
+    progress = (step - warm) / max(1.0, total - warm)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# ---------------------------------------------------------------------- YAML and flags
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a config YAML into a dict (UserError if missing or not a mapping)."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read config file {path}: {str(exc).splitlines()[0]}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping of field: value")
+    return values
+
+
+def parse_kwargs(items: list[str] | dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """``["temperature=0.2", "stem=cifar"]`` -> ``{"temperature": 0.2, "stem": "cifar"}`` (YAML-typed values)."""
+    if items is None:
+        return {}
+    if isinstance(items, dict):
+        return dict(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{name} entry {item!r} must look like key=value")
+        try:
+            parsed = yaml.safe_load(value.strip()) if value.strip() else None
+        except yaml.YAMLError:
+            parsed = value.strip()
+        out[key.strip().replace("-", "_")] = parsed
+    return out
+
+
+def build_config(
+    config_file: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> PretrainConfig:
+    """Resolve a config: dataclass defaults <- saved run config (on resume) <- YAML <- overrides.
+
+    ``overrides`` holds flag values (strings are coerced to the field types;
+    ``None`` means "not given"). When ``resume`` is set and the run directory
+    already holds ``config.yaml``, that file is the base, so ``--resume --out
+    RUN`` alone continues a run.
+    """
+    from ..generators.base import resolve_params
+
+    overrides = {k.replace("-", "_"): v for k, v in (overrides or {}).items() if v is not None}
+    file_values = {k.replace("-", "_"): v for k, v in (load_yaml(config_file) if config_file else {}).items()}
+    merged = {**file_values, **overrides}
+    resume = str(merged.get("resume", False)).lower() in ("1", "true", "yes", "on")
+    if resume and merged.get("out"):
+        saved = Path(str(merged["out"])) / "config.yaml"
+        if saved.is_file():
+            merged = {**load_yaml(saved), **merged}
+    for name in ("gen_params", "arch_kwargs", "method_kwargs", "aug_kwargs"):
+        if name in merged:
+            merged[name] = parse_kwargs(merged[name], name)
+    return resolve_params(PretrainConfig, {}, merged, "pretrain config")
+
+
+FIELD_HELP: dict[str, str] = {
+    "data": "training images: ImageFolder DIR, packed FILE.npy (or DIR with images.npy), or gen:<generator>",
+    "num_images": "images per epoch (default: all stored images; required for gen:)",
+    "fixed": "gen: only: reuse the same images every epoch instead of fresh ones",
+    "gen_params": "gen: only: generator parameters, e.g. sigma=2 max_shapes=500 (as generate --param)",
+    "image_size": "size of stored/generated images (default: the array's size, else the crop size)",
+    "crop_size": "training input size (default: the encoder's native size, 64 for smallalexnet, 32 for smallalexnet32)",
+    "arch": "encoder: smallalexnet, smallalexnet32, resnet18, resnet50",
+    "arch_kwargs": "encoder arguments, e.g. stem=cifar width=0.5",
+    "method": "SSL method: alignuniform, mocov2, simclr",
+    "method_kwargs": "method arguments, e.g. temperature=0.2 queue_size=4096",
+    "aug": "augmentation preset: small (paper small scale) or aug-plus (MoCo v2)",
+    "aug_kwargs": "augmentation overrides, e.g. blur_p=0",
+    "epochs": "training epochs (default 200)",
+    "batch_size": "global batch size, all processes together (default 768)",
+    "lr": "learning rate for a batch of --lr-reference-batch images, scaled linearly (default 0.12)",
+    "lr_reference_batch": "batch size --lr is given for (default 256; 'none' = no scaling)",
+    "lr_schedule": "step, cosine or constant (default step)",
+    "lr_milestones": "step schedule epochs, comma-separated (default: 155,170,185 of 200 scaled to --epochs)",
+    "lr_gamma": "step schedule factor (default 0.1)",
+    "warmup_epochs": "linear warm-up length in epochs (default 0)",
+    "momentum": "SGD momentum (default 0.9)",
+    "weight_decay": "SGD weight decay, not applied to norms and biases (default 1e-4)",
+    "seed": "root seed: model init, data order, augmentations, gen: images (default 0)",
+    "workers": "background loader/generator processes (default: 0 for stored data, up to 4 for gen:)",
+    "device": "auto, cpu, cuda or cuda:N (default auto)",
+    "precision": "auto (bf16 where native), bf16 or fp32",
+    "channels_last": "NHWC memory format (default: on for CUDA)",
+    "compile": "torch.compile the model",
+    "sync_bn": "synchronise BatchNorm statistics across processes (default on)",
+    "out": "run directory (config.yaml, checkpoint.pt, encoder.pt, metrics.jsonl)",
+    "resume": "continue the interrupted run in --out",
+    "log_every": "steps between metric lines (default 10)",
+    "save_every": "steps between mid-epoch checkpoints, 0 = only at epoch ends (default 100)",
+    "progress": "show a progress bar (default: when stderr is a terminal)",
+}
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """The dataclass fields, for building CLI flags named like them."""
+    return list(dataclasses.fields(PretrainConfig))

@@ -1,0 +1,379 @@
+"""The pretraining loop: data -> two augmented views -> SSL method -> SGD, with resumable runs.
+
+Determinism: the model is initialised from ``torch_seed(seed, 0, "model-init")``,
+the data order of every epoch is a function of (seed, epoch), the augmentations
+of step ``s`` draw from ``torch_generator(seed, s, "augment/<rank>")``, and any
+other randomness of a step (inside the method, kornia) runs under the global
+stream reseeded from ``torch_seed(seed, s, "step/<rank>")`` and restored after. A run
+resumed from a checkpoint therefore computes the same steps as an uninterrupted
+one, and on CPU ends with identical weights.
+
+Distributed (``torchrun --nproc_per_node=K -m noisevision pretrain ...``): each
+process takes its slice of every global batch, the method is wrapped in
+DistributedDataParallel, BatchNorm statistics are synchronised over the global
+batch (``sync_bn``; on CPU with :class:`~noisevision.train.syncbn.AllReduceBatchNorm`),
+and only rank 0 writes files, logs and the progress bar.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import _env  # noqa: F401  (OMP settings before torch)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+from ..accel import autocast, autocast_dtype, to_channels_last  # noqa: E402
+from ..data.sources import ImageSource, open_source  # noqa: E402
+from ..data.stream import EpochBatches, batch_loader, default_workers  # noqa: E402
+from ..errors import UserError  # noqa: E402
+from ..rng import torch_generator, torch_seed  # noqa: E402
+from .checkpoint import RunDir, load_checkpoint, restore_rng_states, save_checkpoint  # noqa: E402
+from .config import PretrainConfig, lr_at  # noqa: E402
+from .distributed import DistInfo, barrier, cleanup, init_distributed  # noqa: E402
+
+
+def pretrain(config: PretrainConfig) -> dict[str, Any]:
+    """Pretrain an encoder as ``config`` says; return the run summary.
+
+    Writes ``config.out`` (see :mod:`noisevision.train.checkpoint` for the layout);
+    the final encoder is ``config.out/encoder.pt``. Joins a torchrun process
+    group when launched by torchrun.
+
+    Raises:
+        UserError: bad data, names or settings, a run directory that already holds
+            another run, or a loss that became NaN/infinite (the last good checkpoint is kept).
+    """
+    if not config.out:
+        raise UserError("pass --out RUN_DIR (where the run's checkpoints and encoder are written)")
+    config = resolve_crop_size(config)
+    info = init_distributed(config.device)
+    try:
+        return _Trainer(config, info).run()
+    finally:
+        cleanup()
+
+
+def resolve_crop_size(config: PretrainConfig) -> PretrainConfig:
+    """Fill in ``crop_size`` (when None) with the encoder's native input size."""
+    if config.crop_size is not None:
+        return config
+    from ..models import create_encoder
+
+    with torch.random.fork_rng(devices=[]):
+        size = create_encoder(config.arch, **config.arch_kwargs).input_size
+    return dataclasses.replace(config, crop_size=size)
+
+
+@contextlib.contextmanager
+def step_random_stream(seed: int, step: int, rank: int, device: torch.device) -> Iterator[None]:
+    """Run a block under the random stream of (seed, step, rank); the global state is restored after."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        torch.manual_seed(torch_seed(seed, step, f"step/{rank}"))
+        yield
+
+
+class _Trainer:
+    """One run: sets everything up from the config, then :meth:`run` trains."""
+
+    def __init__(self, config: PretrainConfig, info: DistInfo) -> None:
+        self.config = config
+        self.info = info
+        self.device = info.device
+        self.run_dir = RunDir(config.out)
+        self._check_run_dir()
+        self.source = self._open_source()
+        self.dataset = EpochBatches(self.source, config.batch_size, info.rank, info.world_size)
+        self.steps_per_epoch = self.dataset.steps_per_epoch
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.amp_dtype = self._amp_dtype()
+        from ..augment import build_augmentation
+
+        self.augment = build_augmentation(config.aug, config.crop_size, **config.aug_kwargs).to(self.device)
+        self.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cuda"
+        self.method = self._build_method()
+        self.optimizer = torch.optim.SGD(
+            self.method.param_groups(config.weight_decay), lr=config.scaled_lr, momentum=config.momentum
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
+        self.start_step = self._restore()
+        self.model = self._wrap(self.method)
+
+    # ------------------------------------------------------------------ setup
+
+    def _check_run_dir(self) -> None:
+        run = self.run_dir
+        if not self.config.resume:
+            if run.checkpoint.exists():
+                raise UserError(
+                    f"{run.root} already holds a run; pass --resume to continue it, or choose another --out"
+                )
+            return
+        saved = run.read_config()
+        if saved is not None:
+            diff = saved.differences(self.config)
+            if diff:
+                old, new = saved.to_dict(), self.config.to_dict()
+                changes = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in diff)
+                raise UserError(
+                    f"cannot resume {run.root}: the config differs from the saved run ({changes}); "
+                    "use the same settings or another --out"
+                )
+
+    def _open_source(self) -> ImageSource:
+        c = self.config
+        # Torch generators render on this process's GPU when there are no worker processes.
+        render_device = str(self.device) if (self.device.type == "cuda" and c.workers == 0) else "cpu"
+        # Rank 0 opens the data first (an image folder is decoded and cached once), then the others.
+        if not self.info.is_main:
+            barrier()
+        try:
+            source = open_source(
+                c.data, seed=c.seed, num_images=c.num_images, image_size=c.image_size or None, fixed=c.fixed,
+                gen_params=c.gen_params, min_size=c.crop_size, render_device=render_device, progress=self.info.is_main,
+            )
+        finally:
+            if self.info.is_main:
+                barrier()
+        if c.batch_size > source.num_images:
+            raise UserError(
+                f"--batch-size {c.batch_size} is larger than the {source.num_images} training images; "
+                "lower --batch-size or use more images"
+            )
+        if c.batch_size % self.info.world_size:
+            raise UserError(f"--batch-size {c.batch_size} is not divisible by the {self.info.world_size} processes")
+        return source
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        precision = self.config.precision
+        if precision == "fp32":
+            return None
+        dtype = autocast_dtype(self.device)
+        if precision == "bf16" and dtype != torch.bfloat16:
+            raise UserError(f"--precision bf16 is not supported on {self.device} (this CPU/GPU has no native bf16); use auto or fp32")
+        return dtype
+
+    def _build_method(self) -> torch.nn.Module:
+        from ..methods import create_method
+        from ..models import create_encoder
+
+        c = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed(c.seed, 0, "model-init"))
+            encoder = create_encoder(c.arch, **c.arch_kwargs)
+            _check_input_size(encoder, c.crop_size)
+            method = create_method(c.method, encoder, **c.method_kwargs)
+        method = method.to(self.device)
+        if self.channels_last:
+            method = to_channels_last(method)
+        if self.info.world_size > 1 and c.sync_bn:
+            from .syncbn import convert_to_global_batchnorm
+
+            method = convert_to_global_batchnorm(method)
+        return method
+
+    def _restore(self) -> int:
+        """Load the checkpoint of a resumed run; return the first step still to do."""
+        if not (self.config.resume and self.run_dir.checkpoint.exists()):
+            if self.info.is_main:
+                self.run_dir.root.mkdir(parents=True, exist_ok=True)
+                self.run_dir.write_config(self.config)
+                self.run_dir.metrics.unlink(missing_ok=True)
+            return 0
+        state = load_checkpoint(self.run_dir.checkpoint)
+        if state["steps_per_epoch"] != self.steps_per_epoch:
+            raise UserError(
+                f"cannot resume {self.run_dir.root}: it ran {state['steps_per_epoch']} steps per epoch, "
+                f"this config gives {self.steps_per_epoch}"
+            )
+        self.method.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng_states(state["rng"])
+        if self.info.is_main:
+            self.run_dir.trim_metrics(state["step"])
+        return int(state["step"])
+
+    def _wrap(self, method: torch.nn.Module) -> torch.nn.Module:
+        model = method
+        if self.info.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(method, device_ids=ids)
+        if self.config.compile:
+            model = torch.compile(model)
+        return model
+
+    # ------------------------------------------------------------------ training
+
+    def _views(self, images: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch_generator(self.config.seed, step, f"augment/{self.info.rank}")
+        v1, v2 = self.augment.views(images, 2, generator=generator)
+        if self.channels_last:
+            v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
+        return v1, v2
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        ok = torch.isfinite(loss.detach()).float().reshape(1)
+        if self.info.world_size > 1:
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item())
+
+    def _train_step(self, step: int, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        lr = lr_at(self.config, step, self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images = images.to(self.device, non_blocking=True)
+        with step_random_stream(self.config.seed, step, self.info.rank, self.device):
+            v1, v2 = self._views(images, step)
+            with autocast(self.device, enabled=self.amp_dtype is not None):
+                out = self.model(v1, v2)
+            loss = out["loss"]
+            if not self._all_finite(loss):
+                raise UserError(
+                    f"the loss became {loss.item()} at step {step} (epoch {step // self.steps_per_epoch}); "
+                    f"training stopped and the last good checkpoint in {self.run_dir.checkpoint} was kept "
+                    "(try a lower --lr or --precision fp32)"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            self.method.on_train_step_end()
+        return out
+
+    def _save(self, step: int) -> None:
+        if self.info.is_main:
+            save_checkpoint(
+                self.run_dir.checkpoint, config=self.config, model=self.method, optimizer=self.optimizer,
+                step=step, epoch=step // self.steps_per_epoch, steps_per_epoch=self.steps_per_epoch,
+                lr=lr_at(self.config, max(step - 1, 0), self.steps_per_epoch), scaler=self.scaler,
+            )
+
+    def _tensorboard(self) -> Any:
+        if not self.info.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # noqa: BLE001 - tensorboard missing or broken: metrics.jsonl is enough
+            return None
+        return SummaryWriter(log_dir=str(self.run_dir.tensorboard), purge_step=self.start_step or None)
+
+    def run(self) -> dict[str, Any]:
+        c, main = self.config, self.info.is_main
+        workers = c.workers if c.workers is not None else default_workers(self.source)
+        loader = batch_loader(
+            self.dataset, self.start_step, c.epochs, workers, pin_memory=self.device.type == "cuda"
+        )
+        writer = self._tensorboard()
+        show = c.progress if c.progress is not None else sys.stderr.isatty()
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.total_steps, initial=self.start_step, desc="pretrain", unit="step",
+                   disable=not (main and show), dynamic_ncols=True)
+        self.method.train()
+        start_time = time.perf_counter()
+        last_time, last_step = start_time, self.start_step
+        loss_value, images_per_s, step = math.nan, 0.0, self.start_step
+        try:
+            for epoch, batch, images in loader:
+                step = epoch * self.steps_per_epoch + batch
+                out = self._train_step(step, images)
+                done = step + 1
+                bar.update(1)
+                if main and (done % max(c.log_every, 1) == 0 or done == self.total_steps):
+                    now = time.perf_counter()
+                    images_per_s = (done - last_step) * c.batch_size / max(now - last_time, 1e-9)
+                    last_time, last_step = now, done
+                    terms = {k: float(v.detach().float().mean()) for k, v in out.items()}
+                    loss_value = terms["loss"]
+                    row = {"step": done, "epoch": round(done / self.steps_per_epoch, 4), **terms,
+                           "lr": lr_at(c, step, self.steps_per_epoch), "images_per_s": round(images_per_s, 1)}
+                    if c.log_every:
+                        self.run_dir.append_metrics(row)
+                        if writer is not None:
+                            for key, value in row.items():
+                                if key not in ("step", "epoch"):
+                                    writer.add_scalar(f"pretrain/{key}", value, done)
+                    bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images_per_s:.0f}")
+                end_of_epoch = done % self.steps_per_epoch == 0
+                if main and end_of_epoch and bar.disable:  # no bar (not a terminal): one line per epoch
+                    print(f"epoch {done // self.steps_per_epoch}/{c.epochs}: step {done}, loss {loss_value:.4f}, "
+                          f"{images_per_s:.0f} img/s", file=sys.stderr, flush=True)
+                if end_of_epoch or (c.save_every and done % c.save_every == 0):
+                    self._save(done)
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        return self._finish(step + 1 if self.total_steps > self.start_step else self.start_step,
+                            loss_value, time.perf_counter() - start_time)
+
+    def _finish(self, steps: int, loss_value: float, wall_s: float) -> dict[str, Any]:
+        from ..bench.report import write_json
+        from ..models import save_encoder
+
+        c = self.config
+        summary = {
+            "run_dir": str(self.run_dir.root),
+            "encoder": str(self.run_dir.encoder),
+            "method": c.method,
+            "arch": c.arch,
+            "data": self.source.info(),
+            "epochs": c.epochs,
+            "steps": steps,
+            "steps_per_epoch": self.steps_per_epoch,
+            "final_lr": lr_at(c, max(steps - 1, 0), self.steps_per_epoch),
+            "final_loss": loss_value,
+            "wall_s": round(wall_s, 2),
+            "world_size": self.info.world_size,
+            "rank": self.info.rank,
+            "device": str(self.device),
+            "precision": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "fp32",
+        }
+        if self.info.is_main:
+            meta = {"method": c.method, "method_kwargs": c.method_kwargs, "data": c.data, "epochs": c.epochs,
+                    "steps": steps, "final_loss": loss_value, "config": c.to_dict()}
+            save_encoder(self.run_dir.encoder, self.method.encoder, meta=meta)
+            write_json(self.run_dir.summary, summary)
+        return summary
+
+
+def _check_input_size(encoder: torch.nn.Module, crop_size: int) -> None:
+    """UserError if the encoder cannot take ``crop_size`` inputs (e.g. SmallAlexNet's fixed fc6)."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            encoder(torch.zeros(1, 3, crop_size, crop_size))
+    except RuntimeError:
+        raise UserError(
+            f"encoder {encoder.arch} does not take {crop_size} px inputs (its native size is "
+            f"{encoder.input_size} px); set --crop-size {encoder.input_size} or choose another --arch"
+        ) from None
+    finally:
+        encoder.train(was_training)
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One line for the CLI: where the encoder went and how training ended."""
+    loss = summary["final_loss"]
+    return (
+        f"pretrained {summary['arch']} with {summary['method']} for {summary['steps']} steps "
+        f"({summary['epochs']} epochs) on {summary['data']['data']}: final loss "
+        f"{loss:.4f}, encoder -> {Path(summary['encoder'])}"
+    )

@@ -1,0 +1,238 @@
+"""Pretraining: config, LR schedule, run directory, CLI errors, resume after SIGKILL."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import noisevision  # noqa: F401  (OMP settings before torch)
+import torch  # noqa: E402
+from noisevision.cli import main  # noqa: E402
+from noisevision.errors import UserError  # noqa: E402
+from noisevision.train import PretrainConfig, build_config, lr_at  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+# A tiny, fast recipe: 32 px SmallAlexNet with narrow fc layers, 16-image batches, fp32.
+TINY = ["--arch", "smallalexnet32", "--arch-kwargs", "fc_dim=256", "--crop-size", "32", "--batch-size", "16",
+        "--precision", "fp32", "--log-every", "1", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """96 smooth random 32 px images (enough structure for the augmentations)."""
+    rng = np.random.default_rng(0)
+    low = rng.integers(0, 256, (96, 4, 4, 3)).astype(np.uint8)
+    images = np.repeat(np.repeat(low, 8, axis=1), 8, axis=2)
+    path = tmp_path_factory.mktemp("data") / "images.npy"
+    np.save(path, images)
+    return path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    code = main(["pretrain", *args])
+    return code, capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- config and schedule
+
+
+def test_config_validation() -> None:
+    PretrainConfig()
+    for bad in ({"epochs": 0}, {"batch_size": -1}, {"lr_schedule": "linear"}, {"precision": "fp8"},
+                {"lr_milestones": (5, 3)}, {"device": "tpu"}, {"warmup_epochs": 300}):
+        with pytest.raises(ValueError):
+            PretrainConfig(**bad)
+
+
+def test_yaml_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 7, "lr": 0.5, "lr_milestones": [3, 5], "method_kwargs": {"temperature": 0.3}}))
+    c = build_config(path, {"lr": "0.25", "epochs": None, "arch_kwargs": ["stem=cifar", "width=0.5"], "fixed": True})
+    assert (c.epochs, c.lr, c.lr_milestones, c.fixed) == (7, 0.25, (3, 5), True)
+    assert c.method_kwargs == {"temperature": 0.3} and c.arch_kwargs == {"stem": "cifar", "width": 0.5}
+    with pytest.raises(UserError, match="did you mean"):
+        build_config(None, {"epoch": 3})
+    with pytest.raises(UserError, match="epochs must be positive"):
+        build_config(None, {"epochs": "0"})
+    # The written config reads back to the same object.
+    path2 = tmp_path / "again.yaml"
+    path2.write_text(yaml.safe_dump(c.to_dict()))
+    assert build_config(path2) == c
+
+
+def test_lr_schedules() -> None:
+    # Paper recipe: lr 0.12 per 256 -> 0.36 at batch 768; x0.1 at 155, 170, 185 of 200 epochs.
+    c = PretrainConfig(batch_size=768)
+    assert math.isclose(c.scaled_lr, 0.36) and c.milestones == (155, 170, 185)
+    spe = 10
+    assert math.isclose(lr_at(c, 154 * spe + 9, spe), 0.36)
+    assert math.isclose(lr_at(c, 155 * spe, spe), 0.036)
+    assert math.isclose(lr_at(c, 199 * spe, spe), 0.00036)
+    assert PretrainConfig(epochs=20).milestones == (16, 17, 18)  # the same fractions of a shorter run
+    assert PretrainConfig(lr=0.3, lr_reference_batch=None, batch_size=64).scaled_lr == 0.3
+    cos = PretrainConfig(lr_schedule="cosine", epochs=10, lr=0.1, lr_reference_batch=None, warmup_epochs=2)
+    assert math.isclose(lr_at(cos, 0, 5), 0.01) and math.isclose(lr_at(cos, 9, 5), 0.1)
+    assert math.isclose(lr_at(cos, 10, 5), 0.1) and math.isclose(lr_at(cos, 30, 5), 0.05)
+    assert lr_at(cos, 49, 5) < 0.001
+
+
+# ---------------------------------------------------------------------- a short run
+
+
+def test_run_directory_and_encoder(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    code, err = run_cli(["--data", str(tiny_npy.parent), *TINY, "--epochs", "2", "--num-images", "48", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert {"config.yaml", "checkpoint.pt", "encoder.pt", "metrics.jsonl", "summary.json"} <= {p.name for p in out.iterdir()}
+    payload = torch.load(out / "encoder.pt", weights_only=True)
+    assert payload["format"] == "noisevision-encoder" and payload["arch"] == "smallalexnet32"
+    assert payload["meta"]["method"] == "alignuniform" and payload["meta"]["epochs"] == 2
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert {"loss", "lr", "images_per_s", "epoch"} <= set(rows[0]) and all(math.isfinite(r["loss"]) for r in rows)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 6 and ckpt["epoch"] == 2
+    from noisevision.models import load_encoder
+
+    encoder, _ = load_encoder(out)
+    saved = payload["state_dict"]
+    assert set(encoder.state_dict()) == set(saved)
+    assert all(torch.equal(v, saved[k]) for k, v in encoder.state_dict().items())
+    # The same --out again without --resume is refused; --resume of a finished run is a no-op.
+    code, err = run_cli(["--data", str(tiny_npy.parent), *TINY, "--epochs", "2", "--num-images", "48", "--out", str(out)], capsys)
+    assert code == 2 and "--resume" in err
+    code, err = run_cli(["--resume", "--out", str(out)], capsys)
+    assert code == 0, err
+    # Resuming with a different setting is refused and names it.
+    code, err = run_cli(["--resume", "--out", str(out), "--lr", "0.5"], capsys)
+    assert code == 2 and "lr" in err and "differs" in err
+
+
+def test_training_reduces_the_loss(tmp_path: Path) -> None:
+    """Online dead leaves, mild augmentations: the AlignUniform loss must drop within 12 steps."""
+    from noisevision.train import pretrain
+
+    summary = pretrain(PretrainConfig(
+        data="gen:dead-leaves/squares", num_images=64, fixed=True, image_size=32, crop_size=32,
+        arch="smallalexnet32", arch_kwargs={"fc_dim": 256}, aug_kwargs={"scale": (0.5, 1.0), "jitter_p": 0.0},
+        batch_size=16, epochs=3, lr=0.05, lr_reference_batch=None, lr_schedule="constant", precision="fp32",
+        out=str(tmp_path / "r"), log_every=1, workers=0,
+    ))
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert summary["steps"] == 12 and len(losses) == 12
+    assert np.mean(losses[-4:]) < np.mean(losses[:2]) - 0.3
+
+
+@pytest.mark.parametrize("method, kwargs", [("simclr", {"temperature": 0.2}), ("mocov2", {"queue_size": 64})])
+def test_other_methods_with_background_generation(method: str, kwargs: dict, tmp_path: Path) -> None:
+    """MoCo v2 / SimCLR through the loop, images generated online by a worker process."""
+    from noisevision.train import pretrain
+
+    summary = pretrain(PretrainConfig(
+        data="gen:dead-leaves/squares", num_images=32, image_size=32, crop_size=32, arch="smallalexnet32",
+        arch_kwargs={"fc_dim": 256}, method=method, method_kwargs=kwargs, aug="aug-plus", batch_size=16,
+        epochs=1, precision="fp32", out=str(tmp_path / method), log_every=1, workers=1,
+    ))
+    assert summary["steps"] == 2 and math.isfinite(summary["final_loss"])
+    state = torch.load(tmp_path / method / "checkpoint.pt", weights_only=True)["model"]
+    if method == "mocov2":  # the queue is part of the resumable state
+        assert any("queue" in key for key in state)
+
+
+def test_example_configs_are_valid() -> None:
+    paths = sorted((REPO / "configs" / "pretrain").glob("*.yaml"))
+    assert paths
+    for path in paths:
+        config = build_config(path, {"data": "gen:dead-leaves/mixed", "num_images": 1000})
+        assert config.epochs > 0
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+def test_bad_input_errors(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = ["--data", str(tiny_npy)]
+    out = ["--out", str(tmp_path / "bad")]
+    (tmp_path / "empty").mkdir()
+    junk = tmp_path / "junk" / "cls"
+    junk.mkdir(parents=True)
+    (junk / "a.jpg").write_bytes(b"not a jpeg")
+    cases = [
+        (["--data", str(tmp_path / "missing"), *TINY, *out], "does not exist"),
+        (["--data", str(tmp_path / "empty"), *TINY, *out], "no class sub-folders"),
+        (["--data", str(tmp_path / "junk"), *TINY, *out], "no readable images"),
+        ([*data, *TINY, "--crop-size", "64", *out], "smaller than the 64 px crop"),
+        ([*data, *TINY, "--batch-size", "128", *out], "larger than the 96 training images"),
+        ([*data, *TINY, "--method", "byol", *out], "unknown method"),
+        ([*data, *TINY, "--arch", "vgg16", *out], "unknown encoder"),
+        ([*data, *TINY, "--aug", "fancy", *out], "fancy"),
+        ([*data, *TINY], "--out"),
+        ([*data, *TINY, "--epochs", "0", *out], "epochs must be positive"),
+        ([*data, *TINY, "--crop-size", "24", *out], "does not take 24 px inputs"),
+    ]
+    for args, message in cases:
+        code, err = run_cli(args, capsys)
+        assert code == 2, (args, err)
+        assert message in err and err.count("\n") == 1, (args, err)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "nan"
+    code, err = run_cli(["--data", str(tiny_npy), *TINY, "--epochs", "3", "--lr", "1e36", "--save-every", "1",
+                         "--lr-schedule", "constant", "--precision", "fp32", "--out", str(out)], capsys)
+    assert code == 2 and "at step" in err, err
+    bad_step = int(err.split("at step ")[1].split()[0])
+    assert bad_step >= 1
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == bad_step  # the state before the bad step, nothing after it
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+# ---------------------------------------------------------------------- resume after SIGKILL
+
+
+def _cli_args(data: Path, out: Path) -> list[str]:
+    return ["--data", str(data), *TINY, "--num-images", "64", "--epochs", "3", "--save-every", "2", "--lr-milestones", "2",
+            "--seed", "7", "--out", str(out)]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen([sys.executable, "-m", "noisevision", "pretrain", *_cli_args(tiny_npy, killed)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted_at = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
+    assert 0 < interrupted_at < 12  # killed before the end
+    assert not (killed / "encoder.pt").exists()
+
+    code, err = run_cli(["--resume", "--out", str(killed)], capsys)  # flags come from the saved config
+    assert code == 0, err
+    straight = tmp_path / "straight"
+    code, err = run_cli(_cli_args(tiny_npy, straight), capsys)
+    assert code == 0, err
+
+    a = torch.load(killed / "checkpoint.pt", weights_only=True)
+    b = torch.load(straight / "checkpoint.pt", weights_only=True)
+    assert (a["step"], a["epoch"], a["scheduler"]["lr"]) == (b["step"], b["epoch"], b["scheduler"]["lr"]) == (12, 3, b["scheduler"]["lr"])
+    assert math.isclose(b["scheduler"]["lr"], 0.1 * 0.12 * 16 / 256)
+    for key, value in b["model"].items():
+        assert torch.allclose(a["model"][key].float(), value.float(), rtol=1e-5, atol=1e-6), key
+    rows = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert rows == list(range(1, 13))  # lines after the checkpoint were dropped and redone once

@@ -1,0 +1,211 @@
+"""Where real evaluation data lives, and the named datasets ``cifar10``, ``tiny-imagenet-32``, ``imagefolder:<path>``.
+
+The data root is ``--data-root`` or ``$NOISEVISION_DATA``. For a named dataset
+the first of these that exists is used:
+
+``cifar10``
+    an unpacked ImageFolder ``<root>/cifar10`` (or already unpacked in the cache),
+    the shared archive ``<root>/cifar10.tar.gz`` (unpacked into the cache),
+    the official ``cifar-10-batches-py`` folder or ``cifar-10-python.tar.gz``
+    archive (root or cache); otherwise the official archive is downloaded into
+    the cache and its MD5 checked.
+``tiny-imagenet-32``
+    ``<root>/tiny-imagenet-32`` or ``<root>/tiny-imagenet-32.tar.gz`` (splits
+    ``train`` and ``val``); there is no official download of the 32 px version.
+
+Archives are unpacked with ``tarfile``'s ``"data"`` filter (nothing may land
+outside the target; such archives are refused) into a temporary folder that is
+renamed into place only when complete, so an interrupted run never leaves a
+half-unpacked dataset under the final name.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError, did_you_mean
+from .cifar import CIFAR10_ARCHIVE, CIFAR10_DIR, CIFAR10_MD5, CIFAR10_URL, load_cifar10_python
+from .imagefolder import LabeledImages, default_cache_dir, load_image_folder
+
+NAMED_DATASETS = ("cifar10", "tiny-imagenet-32")
+DEFAULT_TEST_SPLIT = {"cifar10": "test", "tiny-imagenet-32": "val"}
+
+
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None:
+    """``data_root`` if given, else ``$NOISEVISION_DATA``, else None."""
+    value = data_root if data_root is not None else os.environ.get("NOISEVISION_DATA")
+    return Path(value).expanduser() if value else None
+
+
+# ------------------------------------------------------------------ archives
+
+
+def safe_extract(archive: str | os.PathLike, dest_parent: str | os.PathLike, member_root: str) -> Path:
+    """Unpack ``archive`` and move its top folder ``member_root`` to ``dest_parent/member_root`` atomically.
+
+    Raises:
+        UserError: unreadable archive, paths escaping the target (absolute paths,
+            ``..``, links pointing outside, devices), or no ``member_root`` inside.
+    """
+    archive, dest_parent = Path(archive), Path(dest_parent)
+    final = dest_parent / member_root
+    if final.exists():
+        return final
+    dest_parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{member_root}.extract-", dir=dest_parent))
+    try:
+        print(f"noisevision: unpacking {archive} into {dest_parent} (once; later runs reuse it)", flush=True)
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+        except tarfile.FilterError as exc:
+            raise UserError(f"refusing to unpack {archive}: it contains unsafe paths ({exc})") from None
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise UserError(f"cannot unpack {archive}: {exc}") from None
+        if not (tmp / member_root).is_dir():
+            found = ", ".join(sorted(p.name for p in tmp.iterdir())[:5]) or "(nothing)"
+            raise UserError(f"{archive} does not contain a top-level {member_root}/ folder (found: {found})")
+        try:
+            os.rename(tmp / member_root, final)
+        except OSError:
+            if not final.exists():  # another process may have won the race: then use its copy
+                raise
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    md5: str | None = None,
+    progress: bool = True,
+    opener: Callable[[str], object] | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` (via ``dest.part``) with a progress bar, then check its MD5.
+
+    Raises:
+        UserError: network failure, or a checksum mismatch (the file is deleted).
+    """
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    opener = opener or (lambda u: urllib.request.urlopen(u, timeout=60))  # noqa: S310 (https/file URLs only)
+    print(f"noisevision: downloading {url} -> {dest}", flush=True)
+    try:
+        with opener(url) as response, open(part, "wb") as out:  # type: ignore[attr-defined]
+            total = int(getattr(response, "headers", {}).get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress or None) as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise UserError(f"download of {url} failed: {exc}") from None
+    if md5 is not None:
+        got = file_md5(part)
+        if got != md5:
+            part.unlink(missing_ok=True)
+            raise UserError(f"checksum mismatch for {url}: MD5 {got}, expected {md5}; the download was deleted, try again")
+    os.replace(part, dest)
+    return dest
+
+
+# ------------------------------------------------------------------ named datasets
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A resolved dataset: ``kind`` "imagefolder" (``path/<split>/<class>/...``) or "cifar-python"."""
+
+    name: str
+    kind: str
+    path: Path
+
+
+def _first_dir(*candidates: Path | None) -> Path | None:
+    return next((c for c in candidates if c is not None and c.is_dir()), None)
+
+
+def _first_file(*candidates: Path | None) -> Path | None:
+    return next((c for c in candidates if c is not None and c.is_file()), None)
+
+
+def resolve_dataset(
+    dataset: str,
+    data_root: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    download_opener: Callable[[str], object] | None = None,
+) -> DatasetSource:
+    """Find (unpacking or downloading if needed) the dataset called ``dataset``.
+
+    Raises:
+        UserError: unknown name, or the dataset is nowhere to be found.
+    """
+    root = resolve_data_root(data_root)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    datasets_cache = cache / "datasets"
+    if dataset.startswith("imagefolder:"):
+        path = Path(dataset.split(":", 1)[1]).expanduser()
+        if not path.is_dir():
+            raise UserError(f"dataset folder {path} does not exist")
+        return DatasetSource(dataset, "imagefolder", path)
+    if dataset not in NAMED_DATASETS:
+        raise UserError(
+            f"unknown dataset {dataset!r}{did_you_mean(dataset, NAMED_DATASETS)}; "
+            f"choose from: {', '.join(NAMED_DATASETS)}, imagefolder:<path>"
+        )
+    sub = (lambda name: root / name) if root is not None else (lambda name: None)
+    folder = _first_dir(sub(dataset), datasets_cache / dataset)
+    if folder is not None:
+        return DatasetSource(dataset, "imagefolder", folder)
+    archive = _first_file(sub(f"{dataset}.tar.gz"))
+    if archive is not None:
+        return DatasetSource(dataset, "imagefolder", safe_extract(archive, datasets_cache, dataset))
+    if dataset == "tiny-imagenet-32":
+        raise UserError(
+            f"dataset 'tiny-imagenet-32' not found: looked for tiny-imagenet-32/ and tiny-imagenet-32.tar.gz in "
+            f"{root or '(no data root: pass --data-root or set NOISEVISION_DATA)'} and {datasets_cache}"
+        )
+    # cifar10 in the official python format
+    python_dir = _first_dir(sub(CIFAR10_DIR), datasets_cache / CIFAR10_DIR)
+    if python_dir is not None:
+        return DatasetSource(dataset, "cifar-python", python_dir)
+    official = _first_file(sub(CIFAR10_ARCHIVE), datasets_cache / CIFAR10_ARCHIVE)
+    if official is None:
+        if not allow_download:
+            raise UserError(f"CIFAR-10 not found in {root} or {datasets_cache} and downloading is disabled")
+        official = download(CIFAR10_URL, datasets_cache / CIFAR10_ARCHIVE, md5=CIFAR10_MD5, opener=download_opener)
+    return DatasetSource(dataset, "cifar-python", safe_extract(official, datasets_cache, CIFAR10_DIR))
+
+
+def load_split(
+    source: DatasetSource,
+    split: str,
+    size: int,
+    cache_dir: str | os.PathLike | None = None,
+    skip_bad_images: bool = False,
+    progress: bool = True,
+) -> LabeledImages:
+    """Load one split of a resolved dataset as uint8 (N, size, size, 3) images with labels."""
+    if source.kind == "cifar-python":
+        return load_cifar10_python(source.path, split, size)
+    return load_image_folder(source.path, split, size, cache_dir=cache_dir, skip_bad_images=skip_bad_images, progress=progress)

@@ -1,0 +1,433 @@
+"""``noisevision probe``: evaluate a frozen encoder on a real labelled dataset.
+
+One run reports, from a single feature extraction:
+
+* linear-probe top-1/top-5 on the test split, with the ``fast`` protocol
+  (standardised features, L-BFGS logistic regression, L2 strength chosen on a
+  validation split carved from the training split, refit on all of it) or the
+  ``paper`` protocol (linear head trained with Adam on augmented crops, as in
+  the paper's small-scale evaluation);
+* weighted kNN top-1 (cosine, k = 200, T = 0.1) on the encoder's output
+  embedding (``forward``: SmallAlexNet's L2-normalised fc8, a ResNet's pooled
+  features), the representation the contrastive loss shapes, as in InstDisc;
+* alignment and uniformity (Wang & Isola) of the embedding on two ``small``
+  preset augmentations of (up to ``align_images``) test images.
+
+The result is written atomically as JSON and printed as a small table.
+
+>>> result = probe(encoder="random:smallalexnet32", dataset="cifar10", max_train=5000)  # doctest: +SKIP
+>>> result["metrics"]["top1"]                                                           # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import accel
+from ..data.imagefolder import LabeledImages
+from ..data.roots import DEFAULT_TEST_SPLIT, DatasetSource, load_split, resolve_dataset
+from ..errors import UserError
+from ..models import Encoder, create_encoder, load_encoder
+from ..rng import torch_generator, torch_seed
+from .features import extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm, to_model_input
+from .knn import knn_accuracy
+from .linear import fit_linear_probe, standardize, topk_accuracy
+from .metrics import alignment_uniformity
+
+PROTOCOLS = ("fast", "paper")
+RANDOM_PREFIX = "random:"
+PIXELS = "pixels"
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything that determines a probe run (flags of ``noisevision probe`` have the same names).
+
+    Attributes:
+        encoder: run directory, ``encoder.pt`` checkpoint, ``random:<arch>[:key=value,...]``
+            (seeded random init, e.g. ``random:resnet18:stem=cifar``), or ``pixels`` (raw-pixel baseline).
+        dataset: ``cifar10``, ``tiny-imagenet-32`` or ``imagefolder:<path>``.
+        data_root: where named datasets live (default ``$NOISEVISION_DATA``).
+        train_split, test_split: split names (test default: ``test``, ``val`` for tiny-imagenet-32).
+        layer: probe layer (default: the encoder's ``default_probe_layer``).
+        protocol: ``fast`` (closed-form-gradient L-BFGS on cached features) or ``paper``.
+        seed: seeds random init, subsets, validation split and augmentations.
+        image_size: evaluation input size (default: the encoder's native input size).
+        bn_recalibrate: re-estimate BatchNorm running statistics on ``bn_images`` training images first.
+        max_train, max_test: use a seeded random subset of at most this many images.
+        epochs: ``paper`` protocol epochs (lr x0.2 at 60% and 80% of them).
+        expected_arch: refuse a checkpoint of any other architecture.
+    """
+
+    encoder: str
+    dataset: str
+    data_root: str | None = None
+    train_split: str = "train"
+    test_split: str | None = None
+    layer: str | None = None
+    protocol: str = "fast"
+    seed: int = 0
+    image_size: int | None = None
+    bn_recalibrate: bool = False
+    bn_images: int = 4096
+    max_train: int | None = None
+    max_test: int | None = None
+    epochs: int = 100
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    align_images: int = 2000
+    skip_bad_images: bool = False
+    device: str = "auto"
+    batch_size: int = 500
+    cache_dir: str | None = None
+    expected_arch: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        for name in ("image_size", "max_train", "max_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive, got {value}")
+        for name in ("epochs", "knn_k", "batch_size", "bn_images"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.align_images < 0:
+            raise ValueError(f"align_images must be >= 0, got {self.align_images}")
+        if self.knn_temperature <= 0:
+            raise ValueError(f"knn_temperature must be positive, got {self.knn_temperature}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
+
+
+class PixelEncoder(Encoder):
+    """Identity "encoder": flattened normalised pixels (the raw-pixel linear baseline)."""
+
+    def __init__(self, input_size: int) -> None:
+        super().__init__()
+        self.stages = nn.ModuleDict({"pixels": nn.Flatten(1)})
+        self.layer_names = ("pixels",)
+        self.default_probe_layer = "pixels"
+        self.out_dim = 3 * input_size * input_size
+        self.input_size = input_size
+        self.arch = PIXELS
+        self.arch_kwargs = {"input_size": input_size}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+class _Timer:
+    """Collects wall-clock seconds per named phase."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+@contextmanager
+def _seeded_torch(seed: int, purpose: str) -> Iterator[None]:
+    """Run a block whose library code draws from torch's global RNG (nn.init, kornia) reproducibly,
+    restoring the global state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch_seed(seed, 0, purpose))
+        yield
+
+
+def _coerce(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(value.lower(), value)
+
+
+def parse_random_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``random:resnet18:stem=cifar,width=0.5`` -> ("resnet18", {"stem": "cifar", "width": 0.5})."""
+    body = spec[len(RANDOM_PREFIX):]
+    arch, _, kw = body.partition(":")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, kw.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"bad encoder spec {spec!r}: expected random:<arch>[:key=value,...]")
+        kwargs[key.strip()] = _coerce(value.strip())
+    if not arch:
+        raise UserError(f"bad encoder spec {spec!r}: expected random:<arch>[:key=value,...]")
+    return arch, kwargs
+
+
+def build_encoder(spec: str, seed: int, image_size: int | None, expected_arch: str | None = None) -> tuple[Encoder, dict, dict]:
+    """Resolve ``--encoder``: returns (encoder in eval mode, checkpoint meta, description for the JSON)."""
+    if spec == PIXELS:
+        size = image_size or 32
+        return PixelEncoder(size), {}, {"spec": spec, "arch": PIXELS, "arch_kwargs": {"input_size": size}}
+    if spec.startswith(RANDOM_PREFIX):
+        arch, kwargs = parse_random_spec(spec)
+        if expected_arch is not None and arch != expected_arch:
+            raise UserError(f"encoder {spec!r} is a {arch!r}, but {expected_arch!r} was expected")
+        with _seeded_torch(seed, "random-encoder-init"):
+            encoder = create_encoder(arch, **kwargs)
+        info = {"spec": spec, "kind": "random-init", "init_seed": seed}
+    else:
+        path = Path(spec).expanduser()
+        encoder, meta = load_encoder(path, expected_arch=expected_arch)
+        info = {"spec": spec, "kind": "checkpoint", "path": str(path.resolve()), "meta": meta}
+        encoder.eval()
+        return encoder, meta, {**info, "arch": encoder.arch, "arch_kwargs": encoder.arch_kwargs}
+    return encoder.eval(), {}, {**info, "arch": encoder.arch, "arch_kwargs": encoder.arch_kwargs}
+
+
+def _subset(data: LabeledImages, limit: int | None, seed: int, purpose: str) -> LabeledImages:
+    if limit is None or limit >= len(data):
+        return data
+    order = torch.randperm(len(data), generator=torch_generator(seed, 0, purpose)).numpy()
+    return data.subset(np.sort(order[:limit]))
+
+
+def _check_same_classes(train: LabeledImages, test: LabeledImages, train_split: str, test_split: str) -> None:
+    if train.classes != test.classes:
+        only_train = sorted(set(train.classes) - set(test.classes))
+        only_test = sorted(set(test.classes) - set(train.classes))
+        raise UserError(
+            f"the {train_split!r} and {test_split!r} splits have different classes "
+            f"(only in {train_split}: {', '.join(only_train[:5]) or '-'}; only in {test_split}: {', '.join(only_test[:5]) or '-'})"
+        )
+
+
+# ------------------------------------------------------------------ protocols
+
+
+def _fast_linear(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, n_classes: int, seed: int) -> tuple[dict, dict]:
+    train_x, test_x = standardize(train_x, test_x)  # in place: the raw features are not needed afterwards
+    fit = fit_linear_probe(train_x, train_y, n_classes, seed=seed)
+    acc = topk_accuracy(fit.model.logits(test_x), test_y, ks=(1, 5))
+    details = {
+        "lambda": fit.lam,
+        "val_top1_by_lambda": {f"{k:g}": round(v, 3) for k, v in fit.val_top1.items()},
+        "n_search_train": fit.n_search_train,
+        "n_val": fit.n_val,
+        "lbfgs_evaluations": fit.model.iterations,
+        "solver": "L-BFGS, closed-form gradient, full batch",
+    }
+    return {"top1": acc[1], "top5": acc[5]}, details
+
+
+def _paper_linear(
+    encoder: Encoder, train: LabeledImages, test: LabeledImages, layer: str, size: int, preset: str, mean, std,
+    cfg: ProbeConfig, device: torch.device, progress: bool,
+) -> tuple[dict, dict]:
+    """The paper's linear evaluation: a linear layer on frozen ``layer`` features, Adam(1e-3, betas
+    (0.5, 0.999)), batch 128, lr x0.2 at 60% and 80% of the epochs; training views RandomResizedCrop(size)
+    + horizontal flip; test Resize(size * 70/64) + CenterCrop(size)."""
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    from ..augment import build_augmentation
+
+    crop_flip = build_augmentation(
+        preset, size, scale=(0.08, 1.0), brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, jitter_p=0.0,
+        grayscale_p=0.0, blur_p=0.0, mean=tuple(mean), std=tuple(std),
+    )
+
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), accel.autocast(device):
+            feats = encoder.features(x.to(device).contiguous(memory_format=torch.channels_last), layer)
+        return feats.float().clone()  # a normal tensor again, so the head can be trained on it
+
+    n_classes = len(train.classes)
+    dim = encode(to_model_input(train.images[:2], size, mean, std)).shape[1]
+    with _seeded_torch(cfg.seed, "paper-probe-head"):
+        head = nn.Linear(dim, n_classes).to(device)
+    optimiser = torch.optim.Adam(head.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    milestones = [int(round(cfg.epochs * 0.6)), int(round(cfg.epochs * 0.8))]
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.2)
+    labels = torch.from_numpy(train.labels)
+    batch = 128
+    for epoch in tqdm(range(cfg.epochs), desc="paper probe", unit="epoch", disable=not progress or None, leave=False):
+        order = torch.randperm(len(train), generator=torch_generator(cfg.seed, epoch, "paper-probe-order"))
+        views = torch_generator(cfg.seed, epoch, "paper-probe-views")
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            x = crop_flip(torch.from_numpy(train.images[idx.numpy()]), generator=views)
+            loss = F.cross_entropy(head(encode(x)), labels[idx].to(device))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        schedule.step()
+    logits = []
+    with torch.no_grad():
+        for start in range(0, len(test), cfg.batch_size):
+            x = to_model_input(test.images[start : start + cfg.batch_size], size, mean, std, resize_ratio=70 / 64)
+            logits.append(head(encode(x)).cpu())
+    acc = topk_accuracy(torch.cat(logits), torch.from_numpy(test.labels), ks=(1, 5))
+    details = {"epochs": cfg.epochs, "batch_size": batch, "optimizer": "Adam(lr=1e-3, betas=(0.5, 0.999))",
+               "lr_milestones": milestones, "lr_gamma": 0.2, "train_aug": "RandomResizedCrop(0.08-1) + flip",
+               "test_transform": f"Resize({round(size * 70 / 64)}) + CenterCrop({size})"}
+    return {"top1": acc[1], "top5": acc[5]}, details
+
+
+def _align_uniform(encoder: Encoder, test: LabeledImages, size: int, mean, std, cfg: ProbeConfig, device: torch.device) -> dict:
+    """Alignment / uniformity of the embedding on two ``small``-preset views of up to ``align_images`` test images."""
+    from ..augment import build_augmentation
+    from .features import embed
+
+    n = min(cfg.align_images, len(test))
+    if n < 2:
+        return {"alignment": None, "uniformity": None, "align_images": n}
+    images = _subset(test, n, cfg.seed, "align-images").images
+    augment = build_augmentation("small", size, mean=tuple(mean), std=tuple(std))
+    views = []
+    for v in range(2):
+        gen = torch_generator(cfg.seed, v, "align-views")
+        chunks = [augment(images[i : i + cfg.batch_size], generator=gen) for i in range(0, n, cfg.batch_size)]
+        views.append(embed(encoder, torch.cat(chunks), device=device, batch_size=cfg.batch_size))
+    return {**alignment_uniformity(views[0], views[1]), "align_images": n}
+
+
+# ------------------------------------------------------------------ main entry
+
+
+def probe(config: ProbeConfig | None = None, out: str | os.PathLike | None = None, progress: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """Run a probe (see the module docstring); ``kwargs`` are :class:`ProbeConfig` fields.
+
+    Returns the result dict that is also written to ``out`` (JSON) when given.
+
+    Raises:
+        UserError: bad encoder/dataset/layer/split/arguments (one line, for the CLI).
+    """
+    if config is None:
+        try:
+            config = ProbeConfig(**kwargs)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        except TypeError as exc:
+            raise UserError(f"invalid probe arguments: {exc}") from None
+    elif kwargs:
+        config = dataclasses.replace(config, **kwargs)
+    cfg = config
+    timer = _Timer()
+    if out is not None:  # fail before minutes of work, not after
+        try:
+            Path(out).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the folder for --out {out}: {exc.strerror or exc}") from None
+    device = accel.select_device(cfg.device)
+
+    with timer.phase("encoder_s"):
+        encoder, meta, encoder_info = build_encoder(cfg.encoder, cfg.seed, cfg.image_size, cfg.expected_arch)
+        layer = cfg.layer or encoder.default_probe_layer
+        encoder.check_layer(layer)
+        size = cfg.image_size or encoder.input_size
+        preset, mean, std = normalization_for(meta)
+        encoder = prepare_encoder(encoder, device)
+
+    source: DatasetSource = resolve_dataset(cfg.dataset, cfg.data_root, cfg.cache_dir)
+    test_split = cfg.test_split or DEFAULT_TEST_SPLIT.get(cfg.dataset, "test")
+    with timer.phase("load_s"):
+        train = load_split(source, cfg.train_split, size, cfg.cache_dir, cfg.skip_bad_images, progress)
+        test = load_split(source, test_split, size, cfg.cache_dir, cfg.skip_bad_images, progress)
+    _check_same_classes(train, test, cfg.train_split, test_split)
+    train = _subset(train, cfg.max_train, cfg.seed, "max-train")
+    test = _subset(test, cfg.max_test, cfg.seed, "max-test")
+    n_classes = len(train.classes)
+
+    bn_layers = 0
+    if cfg.bn_recalibrate:
+        with timer.phase("bn_recalibrate_s"):
+            calib = _subset(train, cfg.bn_images, cfg.seed, "bn-recalibrate").images
+            bn_layers = recalibrate_batchnorm(encoder, calib, size, mean, std, device)
+
+    with timer.phase("extract_s"):
+        train_feats, train_emb = extract_features(encoder, train.images, layer, size, mean, std, device, cfg.batch_size, progress=progress, desc="train features")
+        test_feats, test_emb = extract_features(encoder, test.images, layer, size, mean, std, device, cfg.batch_size, progress=progress, desc="test features")
+    train_y, test_y = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
+
+    with timer.phase("fit_s"):
+        if cfg.protocol == "fast":
+            linear, linear_details = _fast_linear(train_feats, train_y, test_feats, test_y, n_classes, cfg.seed)
+        else:
+            linear, linear_details = _paper_linear(encoder, train, test, layer, size, preset, mean, std, cfg, device, progress)
+    with timer.phase("knn_s"):
+        knn = knn_accuracy(train_emb, train_y, test_emb, test_y, n_classes, k=cfg.knn_k, temperature=cfg.knn_temperature)
+    with timer.phase("align_uniform_s"):
+        au = _align_uniform(encoder, test, size, mean, std, cfg, device)
+    timer.seconds["total_s"] = round(sum(timer.seconds.values()), 3)
+
+    result = {
+        "noisevision_probe_version": 1,
+        "encoder": encoder_info,
+        "encoder_config": meta.get("config"),
+        "normalization": {"preset": preset, "mean": list(mean), "std": list(std)},
+        "dataset": {
+            "name": cfg.dataset, "kind": source.kind, "path": str(source.path),
+            "train_split": cfg.train_split, "test_split": test_split,
+            "n_train": len(train), "n_test": len(test), "n_classes": n_classes, "image_size": size,
+            "ignored_files": train.n_ignored + test.n_ignored, "bad_images": train.n_bad + test.n_bad,
+        },
+        "layer": layer,
+        "feature_dim": int(train_feats.shape[1]),
+        "embedding_dim": int(train_emb.shape[1]),
+        "protocol": cfg.protocol,
+        "bn_recalibrate": {"enabled": cfg.bn_recalibrate, "images": min(cfg.bn_images, len(train)) if cfg.bn_recalibrate else 0, "bn_layers": bn_layers},
+        "metrics": {
+            "top1": round(linear["top1"], 3), "top5": round(linear["top5"], 3),
+            "knn_top1": round(knn[1], 3), "knn_top5": round(knn[5], 3),
+            "alignment": au["alignment"], "uniformity": au["uniformity"],
+        },
+        "linear": linear_details,
+        "knn": {"k": cfg.knn_k, "temperature": cfg.knn_temperature, "features": "embedding", "similarity": "cosine"},
+        "align_uniform": {"images": au["align_images"], "augmentation": "small", "alpha": 2, "t": 2},
+        "timings_s": timer.seconds,
+        "seed": cfg.seed,
+        "config": dataclasses.asdict(cfg),
+        "torch": torch.__version__,
+        "device": str(device),
+        "amp_dtype": str(accel.autocast_dtype(device)).replace("torch.", "") if accel.autocast_dtype(device) else "fp32",
+        "threads": torch.get_num_threads(),
+        "host": platform.node(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if out is not None:
+        from ..bench.report import write_json
+
+        write_json(out, result)
+    return result
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """A small plain-text table of a probe result (what the CLI prints)."""
+    m, d = result["metrics"], result["dataset"]
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    rows = [
+        ("encoder", result["encoder"]["spec"]),
+        ("dataset", f"{d['name']} ({d['n_train']} train / {d['n_test']} {d['test_split']}, {d['n_classes']} classes, {d['image_size']} px)"),
+        ("layer / protocol", f"{result['layer']} ({result['feature_dim']}-d) / {result['protocol']}"
+                             + (" + BN recalibration" if result["bn_recalibrate"]["enabled"] else "")),
+        ("linear top-1 / top-5", f"{fmt(m['top1'], '.2f')} / {fmt(m['top5'], '.2f')} %"),
+        ("kNN top-1 (k=%d)" % result["knn"]["k"], f"{fmt(m['knn_top1'], '.2f')} %"),
+        ("alignment / uniformity", f"{fmt(m['alignment'], '.3f')} / {fmt(m['uniformity'], '.3f')}"),
+        ("time", f"{result['timings_s']['total_s']:.1f} s on {result['device']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -1,0 +1,77 @@
+"""SmallAlexNet: the small-scale encoder of the paper (Wang & Isola 2020 variant).
+
+Five 3x3 conv blocks (96, 192, 384, 384, 192 channels; conv without bias, BN,
+ReLU; padding 1) with max-pool 3/2 after blocks 1, 2 and 5, then fc6 (-> 4096,
+BN, ReLU), fc7 (4096, BN, ReLU), fc8 (-> 128), L2-normalised. Weights N(0, 0.02).
+
+Spatial sizes with padding 1 and un-padded 3/2 pools:
+64 px: 64 -> 31 -> 15 -> 7, so fc6 sees 192*7*7 as in the paper.
+32 px (``smallalexnet32``): 32 -> 15 -> 7 -> 3, so fc6 sees 192*3*3 = 1728;
+every other layer is identical.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .base import Encoder, L2Normalize
+from .fastconv import FastConv2d
+
+CONV_CHANNELS = (96, 192, 384, 384, 192)
+POOL_AFTER = (True, True, False, False, True)
+
+
+def _final_map_size(input_size: int) -> int:
+    size = input_size
+    for pool in POOL_AFTER:
+        if pool:
+            size = (size - 3) // 2 + 1
+    return size
+
+
+class SmallAlexNet(Encoder):
+    """SmallAlexNet for ``input_size`` px input (64 in the paper); see the module docstring."""
+
+    default_probe_layer = "fc6"
+    embedding_is_projected = True
+
+    def __init__(self, input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128, arch: str = "smallalexnet") -> None:
+        super().__init__()
+        if input_size < 16:
+            raise ValueError(f"SmallAlexNet needs input_size >= 16, got {input_size}")
+        stages: dict[str, nn.Module] = {}
+        in_ch = 3
+        for i, (ch, pool) in enumerate(zip(CONV_CHANNELS, POOL_AFTER), start=1):
+            block: list[nn.Module] = [
+                FastConv2d(in_ch, ch, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(ch),
+                nn.ReLU(inplace=True),
+            ]
+            if pool:
+                block.append(nn.MaxPool2d(kernel_size=3, stride=2))
+            stages[f"conv{i}"] = nn.Sequential(*block)
+            in_ch = ch
+        side = _final_map_size(input_size)
+        stages["fc6"] = nn.Sequential(
+            nn.Flatten(1), nn.Linear(in_ch * side * side, fc_dim, bias=False), nn.BatchNorm1d(fc_dim), nn.ReLU(inplace=True)
+        )
+        stages["fc7"] = nn.Sequential(nn.Linear(fc_dim, fc_dim, bias=False), nn.BatchNorm1d(fc_dim), nn.ReLU(inplace=True))
+        stages["fc8"] = nn.Sequential(nn.Linear(fc_dim, out_dim), L2Normalize())
+        self.stages = nn.ModuleDict(stages)
+        self.layer_names = tuple(stages)
+        self.out_dim = out_dim
+        self.input_size = input_size
+        self.fc_input_dim = in_ch * side * side
+        self.arch = arch
+        self.arch_kwargs = {"input_size": input_size, "fc_dim": fc_dim, "out_dim": out_dim}
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Conv/linear weights N(0, 0.02), biases 0, BN identity (as in the paper's code)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)

@@ -1,0 +1,169 @@
+"""Encoders: shapes for every registered architecture, paper details, checkpoint round trip and errors."""
+from __future__ import annotations
+
+import noisevision  # noqa: F401  (sets OMP env before torch)
+import pytest
+import torch
+
+from noisevision.errors import UserError
+from noisevision.models import (
+    ENCODERS, MoCoV2Head, SimCLRHead, create_encoder, list_encoders, load_encoder, save_encoder,
+)
+
+# Small configurations so every registered encoder is tested quickly.
+SMALL_KW = {"smallalexnet": {"fc_dim": 64}, "smallalexnet32": {"fc_dim": 64},
+            "resnet18": {"stem": "cifar", "width": 0.25}, "resnet50": {"stem": "cifar", "width": 0.125}}
+
+
+@pytest.mark.parametrize("arch", list_encoders())
+def test_every_encoder_has_the_interface(arch: str) -> None:
+    enc = create_encoder(arch, **SMALL_KW.get(arch, {})).eval()
+    x = torch.randn(2, 3, enc.input_size, enc.input_size)
+    out = enc(x)
+    assert out.shape == (2, enc.out_dim)
+    assert enc.default_probe_layer in enc.layer_names
+    for layer in enc.layer_names:
+        f = enc.features(x, layer)
+        assert f.ndim == 2 and f.shape[0] == 2
+    last = enc.layer_names[-1]
+    torch.testing.assert_close(enc.features(x, last), out)
+    rebuilt = create_encoder(enc.arch, **enc.arch_kwargs)
+    assert type(rebuilt) is type(enc) and rebuilt.out_dim == enc.out_dim
+
+
+def test_smallalexnet_matches_the_paper() -> None:
+    enc = create_encoder("smallalexnet")
+    assert enc.input_size == 64 and enc.out_dim == 128 and enc.default_probe_layer == "fc6"
+    fc6 = enc.stages["fc6"][1]
+    assert fc6.in_features == 192 * 7 * 7 and fc6.out_features == 4096
+    convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [96, 192, 384, 384, 192]
+    assert all(c.kernel_size == (3, 3) and c.bias is None for c in convs)
+    pools = [name for name in enc.layer_names[:5] if any(isinstance(m, torch.nn.MaxPool2d) for m in enc.stages[name])]
+    assert pools == ["conv1", "conv2", "conv5"]
+    # N(0, 0.02) initialisation of the big fc layer.
+    assert abs(fc6.weight.std().item() - 0.02) < 0.001 and abs(fc6.weight.mean().item()) < 0.001
+    x = torch.randn(3, 3, 64, 64)
+    assert enc.eval().features(x, "conv5").shape == (3, 192 * 7 * 7)
+    assert enc.features(x, "fc6").shape == (3, 4096)
+    torch.testing.assert_close(enc(x).norm(dim=1), torch.ones(3))
+
+
+def test_smallalexnet32_fc6_input() -> None:
+    enc = create_encoder("smallalexnet32", fc_dim=32)
+    assert enc.stages["fc6"][1].in_features == 192 * 3 * 3
+    assert enc.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 128)
+
+
+def test_resnet_stems_and_width() -> None:
+    r18 = create_encoder("resnet18")
+    assert r18.out_dim == 512 and r18.input_size == 224 and r18.default_probe_layer == "avgpool"
+    assert r18.stages["stem"][0].stride == (2, 2)
+    cifar = create_encoder("resnet18", stem="cifar", width=0.5)
+    assert cifar.out_dim == 256 and cifar.input_size == 32 and cifar.stages["stem"][0].kernel_size == (3, 3)
+    x = torch.randn(2, 3, 32, 32)
+    assert cifar.eval().features(x, "layer4").shape == (2, 256 * 4 * 4)  # no stem downsampling: 32/8
+    assert create_encoder("resnet50", width=0.25).out_dim == 512
+    # standard init: BN identity, kaiming conv (std = sqrt(2 / fan_out))
+    conv = cifar.stages["layer1"][0].conv1
+    expected = (2.0 / (conv.out_channels * 9)) ** 0.5
+    assert abs(conv.weight.std().item() / expected - 1) < 0.1
+
+
+def test_heads() -> None:
+    head = MoCoV2Head(2048)
+    linears = [m for m in head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(2048, 2048), (2048, 128)]
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in head)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in SimCLRHead(64))
+
+
+def test_unknown_names_are_user_errors() -> None:
+    with pytest.raises(UserError, match="resnet18"):
+        create_encoder("resnet19")
+    with pytest.raises(UserError, match="stem"):
+        create_encoder("resnet18", stem="weird")
+    with pytest.raises(UserError):
+        create_encoder("resnet18", depth=3)
+    enc = create_encoder("smallalexnet32", fc_dim=16)
+    with pytest.raises(UserError, match="fc6"):
+        enc.features(torch.randn(1, 3, 32, 32), "avgpool")
+    assert "smallalexnet" in ENCODERS
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    enc = create_encoder("resnet18", stem="cifar", width=0.25)
+    with torch.no_grad():
+        enc(torch.randn(4, 3, 32, 32))  # move BN running stats away from their init
+    path = save_encoder(tmp_path / "run" / "encoder.pt", enc, meta={"epochs": 3, "dir": tmp_path, "tags": ("a", "b")})
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "noisevision-encoder" and raw["format_version"] == 1
+    assert raw["arch"] == "resnet18" and raw["arch_kwargs"] == {"stem": "cifar", "width": 0.25}
+    loaded, meta = load_encoder(tmp_path / "run", expected_arch="resnet18")  # a run directory works
+    assert meta == {"epochs": 3, "dir": str(tmp_path), "tags": ["a", "b"]}
+    assert not loaded.training
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), enc.eval()(x))
+    assert not list(tmp_path.glob("run/.*tmp"))
+
+
+def test_checkpoint_errors(tmp_path) -> None:
+    with pytest.raises(UserError, match="not found"):
+        load_encoder(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read"):
+        load_encoder(tmp_path / "junk.pt")
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="not a noisevision encoder"):
+        load_encoder(tmp_path / "other.pt")
+    path = save_encoder(tmp_path / "e.pt", create_encoder("smallalexnet32", fc_dim=16))
+    with pytest.raises(UserError, match="'smallalexnet' was expected"):
+        load_encoder(path, expected_arch="smallalexnet")
+    with pytest.raises(UserError, match="not found"):
+        load_encoder(tmp_path)  # a directory without encoder.pt
+
+
+@pytest.mark.parametrize("autocast_bf16", [False, True])
+def test_fast_conv_matches_conv2d(autocast_bf16: bool) -> None:
+    """FastConv2d's tap-wise weight gradient (small maps) equals nn.Conv2d's, in fp32 and under bf16 autocast."""
+    from noisevision.models.fastconv import FastConv2d, conv_weight_grad_by_taps
+
+    torch.manual_seed(0)
+    fast = FastConv2d(8, 6, 3, padding=1, bias=False)
+    plain = torch.nn.Conv2d(8, 6, 3, padding=1, bias=False)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(4, 8, 7, 7).contiguous(memory_format=torch.channels_last)
+    grads = []
+    for conv in (fast, plain):
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+            y = conv(xi)
+        (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads.append((y.float(), xi.grad, conv.weight.grad))
+    tol = {"rtol": 2e-2, "atol": 2e-2} if autocast_bf16 else {"rtol": 1e-5, "atol": 1e-5}
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, **tol)
+    # the helper itself against autograd of F.conv2d in float64
+    x64, w64 = torch.randn(2, 3, 5, 5, dtype=torch.float64), torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    go = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    torch.nn.functional.conv2d(x64, w64, padding=1).backward(go)
+    torch.testing.assert_close(conv_weight_grad_by_taps(go, x64, (3, 3), (1, 1)), w64.grad)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, size", [(3, 2, 1, 8), (1, 2, 0, 8), (3, 2, 1, 7)])
+def test_strided_weight_grad_matches_autograd(kernel: int, stride: int, padding: int, size: int) -> None:
+    from noisevision.models.fastconv import FastConv2d, strided_conv_weight_grad
+
+    x = torch.randn(2, 3, size, size, dtype=torch.float64)
+    w = torch.randn(4, 3, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    y = torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)
+    go = torch.randn_like(y)
+    y.backward(go)
+    got = strided_conv_weight_grad(go, x, (kernel, kernel), (padding, padding), (stride, stride))
+    torch.testing.assert_close(got, w.grad)
+    conv = FastConv2d(3, 4, kernel, stride, padding, bias=False)
+    xi = x.float().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(xi)
+    out.float().sum().backward()
+    assert conv.weight.grad.shape == conv.weight.shape and xi.grad.shape == xi.shape

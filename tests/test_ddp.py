@@ -73,8 +73,16 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_two_processes_match_one_process(data: Path, tmp_path: Path) -> None:
-    torch.set_num_threads(1)  # same reduction order as the single-threaded DDP workers
+@pytest.fixture
+def one_thread():
+    """Same reduction order as the single-threaded DDP workers; restored for later tests."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_two_processes_match_one_process(data: Path, tmp_path: Path, one_thread: None) -> None:
     assert main(["pretrain", *_args(data, tmp_path / "one")]) == 0
     _torchrun(_args(data, tmp_path / "two"))
     _torchrun([*_args(data, tmp_path / "two-nosync"), "--no-sync-bn"])

@@ -133,7 +133,7 @@ def test_bad_input_raises_user_error(tmp_path: Path) -> None:
     for overrides in cases:
         with pytest.raises(nv.UserError):
             nv.create_generator("feature-vis/checkpoint", **overrides)
-    with pytest.raises(nv.UserError, match="checkpoint=PATH"):
+    with pytest.raises(nv.UserError, match="-p checkpoint="):
         nv.create_generator("feature-vis/checkpoint", steps=1).render([0], 0, 16)
     with pytest.raises(nv.UserError, match="no checkpoint"):
         nv.create_generator("feature-vis/random", checkpoint=str(good))

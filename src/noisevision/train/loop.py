@@ -95,6 +95,10 @@ class _Trainer:
         self.steps_per_epoch = self.dataset.steps_per_epoch
         self.total_steps = config.epochs * self.steps_per_epoch
         self.amp_dtype = self._amp_dtype()
+        if self.device.type == "cpu":
+            from ..accel import tune_cpu_allocator
+
+            tune_cpu_allocator()  # keep large activation blocks mapped between steps (2-3x faster elementwise ops)
         from ..augment import build_augmentation
 
         self.augment = build_augmentation(config.aug, config.crop_size, **config.aug_kwargs).to(self.device)

@@ -39,13 +39,9 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UserError(
-                f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; "
-                f"run `noisevision list` to see them all"
-                if self.kind == "generator"
-                else f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; "
-                f"choose from: {', '.join(sorted(self._items))}"
-            ) from None
+            hint = ("run `noisevision list` to see them all" if self.kind == "generator"
+                    else f"choose from: {', '.join(sorted(self._items))}")
+            raise UserError(f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; {hint}") from None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a shell-style wildcard, in registration order."""

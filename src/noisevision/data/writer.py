@@ -10,7 +10,9 @@ images exist, so a re-run after a crash completes only what is missing.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -187,6 +189,7 @@ def _run_chunk(task: _Task, gen: Generator | None = None) -> tuple[Chunk, int, n
 # ------------------------------------------------------------------ npy storage
 
 
+@functools.lru_cache(maxsize=8)
 def _npy_header(num_images: int, size: int) -> bytes:
     import io
 
@@ -235,8 +238,6 @@ def _bucket_checksum(layout: Layout, bucket: int, num_images: int, size: int) ->
 
 
 def _read_marker(layout: Layout, bucket: int) -> dict[str, Any] | None:
-    import json
-
     path = layout.bucket_marker(bucket)
     try:
         return json.loads(path.read_text())
@@ -461,8 +462,6 @@ def _remove_stale_temporaries(layout: Layout, buckets: Sequence[int]) -> None:
 
 
 def _mark_bucket(layout: Layout, bucket: int, num_images: int, size: int, labels: dict[int, np.ndarray]) -> None:
-    import json
-
     lo, hi = _bucket_range(bucket, num_images, layout.bucket_size)
     marker: dict[str, Any] = {
         "bucket": bucket,

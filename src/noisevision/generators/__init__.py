@@ -41,11 +41,7 @@ def _load_all() -> None:
         return
     _loaded = True
     for mod in FAMILY_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{mod}":
-                raise
+        importlib.import_module(f"{__name__}.{mod}")
     # Third-party generators: NOISEVISION_PLUGINS="pkg.module,other.module" is imported
     # too (also in worker processes, which inherit the environment).
     for mod in filter(None, (m.strip() for m in os.environ.get("NOISEVISION_PLUGINS", "").split(","))):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,35 @@ def test_select_entries():
     with pytest.raises(UserError, match="unknown profile"):
         get_profile("quik")
     assert {"quick", "cpu", "paper-small"} <= set(PROFILES)
+
+
+def test_smaller_generator_datasets_train_for_the_same_number_of_steps(tmp_path):
+    """feature-vis makes fewer images in the cpu profile; its epochs scale up so every entry trains as long."""
+    from noisevision.bench.suite import SuiteRun, _entry
+
+    cpu = get_profile("cpu")
+    run = SuiteRun(cpu, tmp_path)
+    _, full = run.run_dir_for(_entry("dead-leaves/mixed"), None, 0)
+    _, small = run.run_dir_for(_entry("feature-vis/random"), None, 0)
+    n_small = cpu.generator_num_images["feature-vis/random"]
+    assert full["epochs"] == cpu.epochs
+    steps = lambda cfg, n: cfg["epochs"] * (n // cfg["batch_size"])  # noqa: E731
+    assert steps(small, n_small) == pytest.approx(steps(full, cpu.num_images), rel=0.1)
+
+
+def test_cache_keys_do_not_depend_on_the_output_location(tmp_path):
+    """Committed results are found again from another checkout or --out path."""
+    from noisevision.bench.suite import SuiteRun, _entry
+
+    cpu = get_profile("cpu")
+    keys = []
+    for out in (tmp_path / "a", tmp_path / "elsewhere" / "b"):
+        run = SuiteRun(cpu, out)
+        fv_dir, fv_cfg = run.run_dir_for(_entry("feature-vis/checkpoint"), None, 0)  # embeds a checkpoint path
+        keys.append((fv_dir.name, Path(fv_cfg["data"]).name))
+    assert keys[0] == keys[1]
+    assert SuiteRun(cpu, tmp_path).run_dir_for(_entry("stat/spectrum"), None, 0)[0].name.split("-")[-1] != \
+        SuiteRun(cpu, tmp_path).run_dir_for(_entry("stat/spectrum"), None, 1)[0].name.split("-")[-1]
 
 
 def test_report_maths_spearman_gap_and_seed_spread(tmp_path):

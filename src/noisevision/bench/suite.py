@@ -119,13 +119,14 @@ PROFILES: dict[str, Profile] = {
     ),
     # ~3 h for the whole suite on a 2-core CPU; see docs/results/README for the budget reasoning.
     "cpu": Profile(
-        # ~5 min of pretraining per entry at the measured ~240 img/s (12k images x 6 epochs = 72k views
-        # pairs); 20 pretraining runs plus probes ~ 3 h. Not yet timed end to end.
+        # 12k images x 5 epochs = 234 steps of 256 (~4 min at ~240 img/s); calibration.md shows the
+        # families separate between 100 and 400 steps. Slow generators make fewer images and repeat
+        # them for the same number of steps. docs/results/cpu/README.md has the timings.
         name="cpu", num_images=12_000, image_size=32, crop_size=32, arch="smallalexnet32", method="alignuniform",
-        epochs=6, batch_size=256, lr=0.12, generator_num_images={"feature-vis/random": 2048,
+        epochs=5, batch_size=256, lr=0.12, generator_num_images={"feature-vis/random": 2048,
                                                                   "feature-vis/checkpoint": 2048},
         spread_entry="dead-leaves/mixed", spread_seeds=(1, 2),
-        description="all entries; 12k images at 32 px, SmallAlexNet-32, AlignUniform, 6 epochs; fast probe",
+        description="all entries; 12k images at 32 px, SmallAlexNet-32, AlignUniform, 5 epochs (234 steps); fast probe",
     ),
     # The paper's small-scale recipe (a GPU job).
     "paper-small": Profile(
@@ -232,11 +233,13 @@ class SuiteRun:
 
     # ---------------------------------------------------------------- steps
 
-    def pretrain_config(self, entry: Entry, data: str, seed: int) -> dict[str, Any]:
+    def pretrain_config(self, entry: Entry, data: str, seed: int, num_images: int | None = None) -> dict[str, Any]:
+        """The pretraining config; a smaller dataset gets more epochs so every entry takes the same steps."""
         p = self.profile
+        epochs = p.epochs if not num_images else max(1, round(p.epochs * p.num_images / num_images))
         return dict(
             data=data, crop_size=p.crop_size, image_size=p.image_size if entry.kind != "real" else None,
-            arch=p.arch, arch_kwargs=dict(p.arch_kwargs), method=p.method, aug=p.aug, epochs=p.epochs,
+            arch=p.arch, arch_kwargs=dict(p.arch_kwargs), method=p.method, aug=p.aug, epochs=epochs,
             batch_size=p.batch_size, lr=p.lr, seed=seed, device=self.device,
         )
 
@@ -272,6 +275,16 @@ class SuiteRun:
                 rows.append(row)
         return rows
 
+    def portable_hash(self, obj: Any) -> str:
+        """A cache key that does not depend on where ``--out`` or the data root lies.
+
+        So committed results (``docs/results/``) are found again from any checkout.
+        """
+        text = json.dumps(obj, sort_keys=True, default=str)
+        for prefix in sorted({str(self.out.resolve()), str(self.out)}, key=len, reverse=True):
+            text = text.replace(prefix, "<out>")
+        return _hash(text)
+
     def run_dir_for(self, entry: Entry, source: EvalDataset | None, seed: int) -> tuple[Path, dict[str, Any]]:
         """The run directory (keyed by the resolved pretraining config) and the config."""
         if entry.kind == "real":
@@ -281,14 +294,17 @@ class SuiteRun:
             if src.kind != "imagefolder":
                 raise UserError(f"the real-data baseline needs {source.name} as an image folder, found {src.kind}")
             data = str(src.path / source.train_split)
+            portable_data = f"{source.name}/{source.train_split}"
+            n = None
         else:
             over = self.generator_overrides(entry, seed)
             n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
             gen_cfg = {"generator": entry.key, "params": over, "n": n, "size": self.profile.image_size,
                        "seed": seed, "version": __version__}
-            data = str(self.out / "data" / f"{entry.slug}-{_hash(gen_cfg)}")
-        cfg = self.pretrain_config(entry, data, seed)
-        key = _hash({k: v for k, v in cfg.items() if k != "device"})
+            portable_data = f"{entry.slug}-{self.portable_hash(gen_cfg)}"
+            data = str(self.out / "data" / portable_data)
+        cfg = self.pretrain_config(entry, data, seed, n if n != self.profile.num_images else None)
+        key = self.portable_hash({**cfg, "data": portable_data, "device": None})
         run_dir = self.out / "runs" / f"{entry.slug}{'-' + source.slug if source else ''}-s{seed}-{key}"
         return run_dir, cfg
 

@@ -150,7 +150,7 @@ def worker_reference(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def worker_ours(cfg: dict[str, Any]) -> dict[str, Any]:
-    from noisevision.accel import autocast, cpu_supports_bf16, to_channels_last, tune_cpu_allocator
+    from noisevision.accel import autocast, autocast_dtype, to_channels_last, tune_cpu_allocator
     from noisevision.augment import build_augmentation
 
     arch, kwargs, size = CONFIGS[cfg["config"]]
@@ -158,10 +158,9 @@ def worker_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     tune_cpu_allocator()
     images = torch.from_numpy(_source_images(batch * (steps + 1), size * SOURCE_FACTOR))
     aug = build_augmentation("small", size)
-    fast = cpu_supports_bf16()
+    fast = autocast_dtype("cpu") is not None  # what `pretrain --precision auto` picks on this CPU
     method = _method(arch, kwargs).train()
-    if fast:
-        to_channels_last(method)
+    to_channels_last(method)
     opt = _sgd(method)
 
     def train_step(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
@@ -179,8 +178,7 @@ def worker_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     for step in range(steps + 1):
         t0 = time.perf_counter()
         v1, v2 = aug.views(images[order[step * batch : (step + 1) * batch]], 2)
-        if fast:
-            v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
+        v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
         t1 = time.perf_counter()
         loss = train_step(v1, v2)
         t2 = time.perf_counter()
@@ -188,7 +186,7 @@ def worker_ours(cfg: dict[str, Any]) -> dict[str, Any]:
         model_s.append(t2 - t1)
     total = sum(aug_s[1:]) + sum(model_s[1:])
     return {
-        "images_per_s": batch * steps / total, "loss": loss.item(), "bf16_channels_last": fast,
+        "images_per_s": batch * steps / total, "loss": loss.item(), "precision": "bf16" if fast else "fp32",
         "aug_share": sum(aug_s[1:]) / total,
     }
 
@@ -280,15 +278,17 @@ def main(argv: list[str] | None = None) -> int:
         flops = forward_flops_per_image(config)
         step_flops = 2 * 3 * flops  # two views, forward + backward
         med_ours = statistics.median(ours)
+        precision = results[config]["ours"][0]["precision"]
         rows.append({
             "config": config, "input_px": CONFIGS[config][2], "batch_size": args.batch_size,
             "gflops_per_image_fwd": flops / 1e9,
             "reference_img_s": statistics.median(ref), "ours_img_s": med_ours,
             "speedup": statistics.median([o / r for o, r in zip(ours, ref)]),
             "aug_share": statistics.median(r["aug_share"] for r in results[config]["ours"]),
-            "mfu_ours": med_ours * step_flops / (peak["bf16_tflops"] * 1e12),
-            "mfu_reference": statistics.median(ref) * step_flops / (peak["bf16_tflops"] * 1e12),
-            "bf16_channels_last": results[config]["ours"][0]["bf16_channels_last"],
+            # MFU against the peak of the precision each pipeline runs in
+            "mfu_ours": med_ours * step_flops / (peak[f"{precision}_tflops"] * 1e12),
+            "mfu_reference": statistics.median(ref) * step_flops / (peak["fp32_tflops"] * 1e12),
+            "precision": precision,
         })
     meta = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "torch": torch.__version__,
@@ -329,8 +329,9 @@ def write_docs(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
         "so absolute numbers are low; the two pipelines were measured interleaved and the speed-up is the median "
         "of per-round ratios). Reference = per-image PIL augmentation in a DataLoader with "
         f"{meta['reference_workers']} workers, fp32, NCHW. Ours = whole-batch tensor augmentation, "
-        "bf16 autocast + channels_last, allocator tuning. MFU = model FLOPs (x2 views, x3 for fwd+bwd) / measured "
-        f"bf16 matmul peak ({meta['peak_bf16_tflops']:.2f} TFLOP/s; fp32 {meta['peak_fp32_tflops']:.2f}).\n\n"
+        f"{rows[0]['precision']} (what `--precision auto` picks on this CPU) + channels_last, allocator tuning. "
+        "MFU = model FLOPs (x2 views, x3 for fwd+bwd) / measured matmul peak of the pipeline's precision "
+        f"(bf16 {meta['peak_bf16_tflops']:.2f} TFLOP/s, fp32 {meta['peak_fp32_tflops']:.2f}).\n\n"
         + markdown_table(
             table_rows,
             ["config", "input_px", "gflops_per_image_fwd", "reference_img_s", "ours_img_s", "speedup", "mfu_reference",

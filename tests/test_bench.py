@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,63 @@ def test_smaller_generator_datasets_train_for_the_same_number_of_steps(tmp_path)
     assert steps(small, n_small) == pytest.approx(steps(full, cpu.num_images), rel=0.1)
 
 
+def test_real_baseline_trains_for_the_same_number_of_steps(tmp_path):
+    """The real-data ceiling gets the synthetic entries' optimisation steps, not their epochs."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    from noisevision.bench.suite import EvalDataset, SuiteRun, _entry
+
+    for cls in ("a", "b"):
+        (tmp_path / "real" / "train" / cls).mkdir(parents=True)
+        for i in range(20):
+            Image.fromarray(np.full((8, 8, 3), i * 10, np.uint8)).save(tmp_path / "real" / "train" / cls / f"{i}.png")
+    profile = dataclasses.replace(get_profile("cpu"), num_images=10, epochs=8, batch_size=5)
+    run = SuiteRun(profile, tmp_path / "out")
+    _, synthetic = run.run_dir_for(_entry("dead-leaves/mixed"), None, 0)
+    _, real = run.run_dir_for(_entry("baseline/real"), EvalDataset(f"imagefolder:{tmp_path / 'real'}", "train", "test"), 0)
+    steps = lambda cfg, n: cfg["epochs"] * (n // cfg["batch_size"])  # noqa: E731
+    assert real["epochs"] == 2 and steps(real, 40) == steps(synthetic, 10) == 16
+    assert real["lr_schedule"] == synthetic["lr_schedule"] == "cosine"  # same per-step schedule for both
+
+
+def test_a_dependency_is_pretrained_only_while_its_dependent_has_probes_to_run(tmp_path, monkeypatch):
+    """feature-vis/checkpoint needs the dead-leaves encoder; once its probe is on disk (a fresh checkout of the
+    committed results), nothing is retrained."""
+    from noisevision.bench import suite
+
+    pretrained: list[str] = []
+    monkeypatch.setattr(suite.SuiteRun, "pretrain_entry", lambda self, e, cfg, run_dir: pretrained.append(e.key))
+    monkeypatch.setattr(suite.SuiteRun, "probe_entry", lambda self, e, ds, enc, seed, timings=None: {"entry": e.key})
+    monkeypatch.setattr("noisevision.bench.report.write_report", lambda *a, **k: {"datasets": []})
+    args = dict(only=["feature-vis/checkpoint"], out=tmp_path, progress=False)
+    suite.run_suite("cpu", **args)
+    assert pretrained == ["dead-leaves/mixed", "feature-vis/checkpoint"]  # the dependency first, unreported
+    run = suite.SuiteRun(get_profile("cpu"), tmp_path)
+    fv, cifar = suite._entry("feature-vis/checkpoint"), suite.parse_datasets("cifar10")
+    assert run.probes_missing(fv, cifar, 0)
+    (_, encoder, _, _), = run.encoders(fv, cifar, 0)
+    path = run.probe_path(fv, cifar[0], encoder, 0)
+    path.parent.mkdir(parents=True)
+    path.write_text("{}")
+    assert not run.probes_missing(fv, cifar, 0)
+    pretrained.clear()
+    suite.run_suite("cpu", **args)
+    assert pretrained == []
+
+
+def test_random_init_baseline_has_the_profile_architecture(tmp_path):
+    from noisevision.bench.suite import SuiteRun, _entry
+    from noisevision.eval.probe import build_encoder
+
+    run = SuiteRun(get_profile("cpu"), tmp_path)
+    (_, spec, run_dir, _), = run.encoders(_entry("baseline/random-init"), [], 0)
+    assert spec == "random:smallalexnet32:width=0.5" and run_dir is None
+    assert build_encoder(spec, 0, None)[0].arch_kwargs["width"] == 0.5  # what the pretrained encoders record
+
+
 def test_cache_keys_do_not_depend_on_the_output_location(tmp_path):
     """Committed results are found again from another checkout or --out path."""
     from noisevision.bench.suite import SuiteRun, _entry
@@ -78,6 +136,8 @@ def test_report_maths_spearman_gap_and_seed_spread(tmp_path):
         _row("a", 55.0, paper=30.0), _row("b", 60.0, paper=35.0), _row("c", 58.0, paper=40.0),
         _row("d", 64.0, paper=45.0, seed=0), _row("d", 66.0, paper=45.0, seed=1),
     ]
+    for r, bn in zip(rows, (52.0, 75.0, 54.0, 61.0, 57.0, 66.0, 68.0)):
+        r["top1_bn"] = bn  # BN re-estimation: ranks a<c<b<d again
     agg = aggregate(rows)
     d = next(r for r in agg if r["entry"] == "d")
     assert d["top1"] == pytest.approx(65.0) and d["top1_std"] == pytest.approx(2 ** 0.5)
@@ -87,7 +147,10 @@ def test_report_maths_spearman_gap_and_seed_spread(tmp_path):
     assert s["best_entry"] == "d" and s["gap_closure"] == pytest.approx((65 - 50) / (70 - 50))
     summary = write_report(rows, tmp_path, "t", ["cifar10"])
     text = (tmp_path / "results.md").read_text()
-    assert "0.80" in text and "75%" in text and "| dead leaves | d | 65.0 |" in text
+    assert "0.80" in text and "75%" in text and "| dead leaves | d | 65.0 | 1.41 | 67.0 |" in text
+    assert "top-1 BN re-est." in text and "Seed-to-seed spread of d (seeds 0, 1): top-1 sd **1.41**, 1.41 with BN" in text
+    bn = summary["datasets"][0]["other_metrics"]["top1_bn"]
+    assert bn["gap_closure"] == pytest.approx((67 - 52) / (75 - 52)) and bn["spearman_vs_paper"] == pytest.approx(0.8)
     assert (tmp_path / "chart_cifar10.png").stat().st_size > 1000
     assert summary["datasets"][0]["gap_closure"] == pytest.approx(0.75)
 
@@ -110,8 +173,17 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
     assert {r["entry"] for r in rows} == {"baseline/random-init", "dead-leaves/mixed", "stat/spectrum"}
     for r in rows:
         assert 10.0 < r["top1"] <= 100.0 and 10.0 < r["knn"] <= 100.0  # CIFAR-10 chance is 10%
+        assert 10.0 < r["top1_bn"] <= 100.0  # the quick profile also probes with BN statistics re-estimated
+        if r["kind"] == "generator":
+            assert r["pretrain_seconds"] > 0 and r["pretrain_images_per_s"] > 0 and r["gen_seconds"] > 0
     assert (out / "chart_cifar10.png").exists() and "| dead leaves |" in (out / "results.md").read_text()
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if "entries" in p.parts}
     assert main(args) == 0  # cached: nothing is recomputed
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if "entries" in p.parts}
     assert before == after
+    # a fresh checkout holds only the committed entry JSONs: the table is rebuilt without any training
+    shutil.rmtree(out / "runs")
+    shutil.rmtree(out / "data")
+    assert main(args) == 0
+    again = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert again == rows and not (out / "runs").exists()

@@ -55,6 +55,19 @@ def test_smallalexnet32_fc6_input() -> None:
     assert enc.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 128)
 
 
+def test_smallalexnet_width_scales_the_convs_only(tmp_path) -> None:
+    enc = create_encoder("smallalexnet32", width=0.5, fc_dim=32)
+    convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [48, 96, 192, 192, 96]
+    assert enc.stages["fc6"][1].in_features == 96 * 3 * 3 and enc.stages["fc6"][1].out_features == 32
+    assert enc.arch_kwargs["width"] == 0.5 and "width" not in create_encoder("smallalexnet32", fc_dim=32).arch_kwargs
+    loaded, _ = load_encoder(save_encoder(tmp_path / "e.pt", enc))  # the width travels with the checkpoint
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), enc.eval()(x))
+    with pytest.raises(UserError, match="width"):
+        create_encoder("smallalexnet32", width=0)
+
+
 def test_resnet_stems_and_width() -> None:
     r18 = create_encoder("resnet18")
     assert r18.out_dim == 512 and r18.input_size == 224 and r18.default_probe_layer == "avgpool"

@@ -1,8 +1,11 @@
 """Device selection and CPU/GPU speed switches (bf16 autocast, channels_last).
 
-bf16 autocast is only worth it (and only numerically sane) on CPUs with native
-bf16 instructions (AVX512-BF16 or AMX); on older CPUs it emulates bf16 and is
-slower than fp32, so we detect the flags instead of assuming them.
+bf16 autocast is only worth it on CPUs whose bf16 kernels beat fp32. The flags
+are not enough: with AMX, bf16 matmuls ran 6x faster than fp32 on one of this
+project's machines (2.6 vs 0.43 TFLOP/s), while another with AVX512-BF16 but no
+AMX ran them at half the fp32 speed (0.14 vs 0.26 TFLOP/s) and trained 1.8x
+slower in bf16. So the automatic choice times one small matmul in both dtypes
+(once per process, about 0.1 s); ``NOISEVISION_CPU_BF16=0|1`` overrides it.
 """
 from __future__ import annotations
 
@@ -50,24 +53,58 @@ def cpu_supports_bf16() -> bool:
     return False
 
 
+BF16_MIN_SPEEDUP = 1.3  # bf16 must beat fp32 by this factor to be chosen automatically on CPU
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_is_faster() -> bool:
+    """True when this CPU has bf16 instructions and a bf16 matmul measurably beats fp32.
+
+    ``NOISEVISION_CPU_BF16=1`` / ``0`` skips the measurement (for reproducible
+    runs across machines, or when the timing is disturbed by other load).
+    """
+    import os
+    import time
+
+    forced = os.environ.get("NOISEVISION_CPU_BF16", "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return cpu_supports_bf16()
+    if forced in ("0", "false", "no", "off"):
+        return False
+    if not cpu_supports_bf16():
+        return False
+
+    def best_seconds(dtype: torch.dtype) -> float:
+        a = torch.ones(512, 512, dtype=dtype)
+        a @ a  # warm-up: kernel selection, page faults
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    return best_seconds(torch.float32) > BF16_MIN_SPEEDUP * best_seconds(torch.bfloat16)
+
+
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
-    """The reduced-precision dtype autocast would use on ``device``, or None (fp32)."""
+    """The reduced-precision dtype ``--precision auto`` uses on ``device``, or None (fp32)."""
     device = torch.device(device)
     if device.type == "cpu":
-        return torch.bfloat16 if cpu_supports_bf16() else None
+        return torch.bfloat16 if cpu_bf16_is_faster() else None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
 
 
 @contextlib.contextmanager
-def autocast(device: torch.device | str, enabled: bool = True) -> Iterator[None]:
-    """Mixed-precision region: bf16 on capable CPUs, bf16/fp16 on CUDA, otherwise a no-op.
+def autocast(device: torch.device | str, enabled: bool = True, dtype: torch.dtype | None = None) -> Iterator[None]:
+    """Mixed-precision region in ``dtype`` (default: :func:`autocast_dtype`), or a no-op for fp32.
 
     fp16 on CUDA needs a ``torch.amp.GradScaler`` in the training loop; bf16 does not.
     """
     device = torch.device(device)
-    dtype = autocast_dtype(device) if enabled else None
+    dtype = (dtype or autocast_dtype(device)) if enabled else None
     if dtype is None:
         yield
         return

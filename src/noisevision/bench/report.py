@@ -65,35 +65,48 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (entry, ds), rs in groups.items():
         agg = dict(rs[0])
-        for k in ("top1", "top5", "knn", "alignment", "uniformity", "pretrain_seconds", "pretrain_images_per_s"):
+        for k in ("top1", "top1_bn", "top5", "knn", "alignment", "uniformity", "pretrain_seconds", "pretrain_images_per_s"):
             vals = [r[k] for r in rs if r.get(k) is not None]
             agg[k] = float(np.mean(vals)) if vals else None
-        tops = [r["top1"] for r in rs if r.get("top1") is not None]
         agg["seeds"] = [r["seed"] for r in rs]
-        agg["top1_std"] = float(np.std(tops, ddof=1)) if len(tops) > 1 else None
+        for k in ("top1", "top1_bn", "knn"):
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            agg[f"{k}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
         out.append(agg)
     return out
 
 
-def comparison_summary(rows: Sequence[dict[str, Any]], dataset: str) -> dict[str, Any]:
-    """Spearman rank correlation with the paper's ordering and the gap closure, for one dataset."""
+def comparison_summary(rows: Sequence[dict[str, Any]], dataset: str, metric: str = "top1") -> dict[str, Any]:
+    """Spearman rank correlation with the paper's ordering and the gap closure of ``metric``, for one dataset."""
     from scipy.stats import spearmanr
 
-    rs = [r for r in rows if r["dataset"] == dataset]
-    paper = [r for r in rs if r["kind"] == "generator" and r.get("paper_top1") is not None and r.get("top1") is not None]
+    rs = [r for r in rows if r["dataset"] == dataset and r.get(metric) is not None]
+    paper = [r for r in rs if r["kind"] == "generator" and r.get("paper_top1") is not None]
     rho = None
     if len(paper) >= 3:
-        rho = float(spearmanr([r["top1"] for r in paper], [r["paper_top1"] for r in paper]).statistic)
-    rand = next((r["top1"] for r in rs if r["kind"] == "random"), None)
-    real = next((r["top1"] for r in rs if r["kind"] == "real"), None)
-    synth = [r for r in rs if r["kind"] == "generator" and r.get("top1") is not None]
-    best = max(synth, key=lambda r: r["top1"]) if synth else None
+        rho = float(spearmanr([r[metric] for r in paper], [r["paper_top1"] for r in paper]).statistic)
+    rand = next((r[metric] for r in rs if r["kind"] == "random"), None)
+    real = next((r[metric] for r in rs if r["kind"] == "real"), None)
+    synth = [r for r in rs if r["kind"] == "generator"]
+    best = max(synth, key=lambda r: r[metric]) if synth else None
     gap = None
     if best and rand is not None and real is not None and real != rand:
-        gap = (best["top1"] - rand) / (real - rand)
-    return {"dataset": dataset, "spearman_vs_paper": rho, "paper_families_compared": len(paper),
+        gap = (best[metric] - rand) / (real - rand)
+    return {"dataset": dataset, "metric": metric, "spearman_vs_paper": rho, "paper_families_compared": len(paper),
             "random_top1": rand, "real_top1": real, "best_entry": best["entry"] if best else None,
-            "best_top1": best["top1"] if best else None, "gap_closure": gap}
+            "best_top1": best[metric] if best else None, "gap_closure": gap}
+
+
+SECONDARY_METRICS = ("top1_bn", "knn")
+METRIC_LABELS = {"top1": "Linear top-1", "top1_bn": "Linear top-1 with BN statistics re-estimated",
+                 "knn": "kNN top-1"}
+
+
+def seed_spread(rows: Sequence[dict[str, Any]], dataset: str) -> list[dict[str, Any]]:
+    """Entries of ``dataset`` run with several seeds: their seeds and top-1 standard deviations."""
+    return [{"entry": r["entry"], "seeds": r["seeds"], "top1_std": r["top1_std"], "top1_bn_std": r.get("top1_bn_std"),
+             "knn_std": r.get("knn_std")}
+            for r in rows if r["dataset"] == dataset and len(r.get("seeds", [])) > 1]
 
 
 def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathLike, title: str) -> None:
@@ -114,6 +127,10 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
            yerr=[r.get("top1_std") or 0 for r in bars], capsize=3)
     for x, r in zip(xs, bars):
         ax.text(x, r["top1"] + 0.3, f"{r['top1']:.1f}", ha="center", va="bottom", fontsize=7)
+    bn = [(x, r["top1_bn"]) for x, r in zip(xs, bars) if r.get("top1_bn") is not None]
+    if bn:
+        ax.scatter([x for x, _ in bn], [v for _, v in bn], marker="_", s=120, color="black", zorder=3,
+                   label="BN statistics re-estimated")
     for kind, label, style in (("random", "random init", "--"), ("real", "real data", "--")):
         base = next((r for r in rs if r["kind"] == kind), None)
         if base:
@@ -122,13 +139,19 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
     ax.set_xticks(list(xs))
     ax.set_xticklabels([r["entry"] for r in bars], rotation=55, ha="right", fontsize=8)
     ax.set_ylabel("linear probe top-1 (%)")
-    lows = [r["top1"] for r in rs]
+    lows = [r["top1"] for r in rs] + [r["top1_bn"] for r in rs if r.get("top1_bn") is not None]
     ax.set_ylim(max(0, min(lows) - 5), max(lows) + 3)
     ax.set_title(title, fontsize=10)
     from matplotlib.patches import Patch
 
     seen = [f for f in order if any(r["family"] == f for r in bars)]
-    ax.legend(handles=[Patch(color=FAMILY_COLORS[f], label=f) for f in seen], fontsize=7, loc="upper left")
+    handles = [Patch(color=FAMILY_COLORS[f], label=f) for f in seen]
+    if bn:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="_", ls="", color="black", markersize=10,
+                              label="top-1 with BN statistics re-estimated"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
     fig.tight_layout()
     from ..data.atomic import atomic_path
 
@@ -138,33 +161,51 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
 
 
 def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, profile: str,
-                 datasets: Sequence[str]) -> dict[str, Any]:
+                 datasets: Sequence[str], description: str = "") -> dict[str, Any]:
     """rows -> results.md, chart_<dataset>.png and summary.json in ``out_dir``; nothing else."""
     out_dir = Path(out_dir)
     agg = aggregate(rows)
-    summaries = [comparison_summary(agg, d) for d in datasets]
+    with_bn = any(r.get("top1_bn") is not None for r in agg)
+    summaries = []
     lines = [f"# noisevision bench: profile `{profile}`\n"]
-    cols = ["family", "entry", "top1", "top1_std", "top5", "knn", "alignment", "uniformity", "pretrain_seconds",
-            "pretrain_images_per_s", "paper_top1"]
-    heads = ["family", "generator", "top-1", "seed sd", "top-5", "kNN", "alignment", "uniformity",
-             "pretrain s", "pretrain img/s", "paper IN-100 top-1"]
-    for d, s in zip(datasets, summaries):
+    if description:
+        lines.append(f"{description}\n")
+    cols = ["family", "entry", "top1", "top1_std"] + (["top1_bn"] if with_bn else []) + [
+        "top5", "knn", "alignment", "uniformity", "pretrain_seconds", "pretrain_images_per_s", "paper_top1"]
+    heads = ["family", "generator", "top-1", "seed sd"] + (["top-1 BN re-est."] if with_bn else []) + [
+        "top-5", "kNN", "alignment", "uniformity", "pretrain s", "pretrain img/s", "paper IN-100 top-1"]
+    for d in datasets:
+        s = comparison_summary(agg, d)
+        s["seed_spread"] = seed_spread(agg, d)
+        # the same figures for the secondary metrics (BN re-estimated top-1 when probed, kNN)
+        s["other_metrics"] = {m: comparison_summary(agg, d, m) for m in SECONDARY_METRICS
+                              if m != "top1_bn" or with_bn}
+        summaries.append(s)
         rs = sorted([r for r in agg if r["dataset"] == d], key=lambda r: (r["kind"] != "random", r["kind"] == "real",
                                                                           r["family"], -(r["top1"] or 0)))
         lines.append(f"## {d}\n")
         lines.append(markdown_table(rs, cols, heads))
-        rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
-        gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
-        lines.append(
-            f"\nSpearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper families): "
-            f"**{rho}**. Gap closure of the best synthetic entry ({s['best_entry']}): **{gap}** "
-            f"(best - random) / (real - random).\n\n![chart](chart_{_slug(d)}.png)\n"
-        )
+        lines.append("\n" + _summary_sentence(s, METRIC_LABELS["top1"]))
+        lines += [_summary_sentence(other, METRIC_LABELS[m]) for m, other in s["other_metrics"].items()]
+        for sp in s["seed_spread"]:
+            bn_sd = f", {sp['top1_bn_std']:.2f} with BN re-estimated" if sp.get("top1_bn_std") is not None else ""
+            knn_sd = f", kNN {sp['knn_std']:.2f}" if sp.get("knn_std") is not None else ""
+            lines.append(f"Seed-to-seed spread of {sp['entry']} (seeds {', '.join(map(str, sp['seeds']))}): "
+                         f"top-1 sd **{sp['top1_std']:.2f}**{bn_sd}{knn_sd}.\n")
+        lines.append(f"![chart](chart_{_slug(d)}.png)\n")
         bar_chart(agg, d, out_dir / f"chart_{_slug(d)}.png", f"{d} linear probe ({profile} profile)")
     atomic_write_text(out_dir / "results.md", "\n".join(lines))
     summary = {"profile": profile, "datasets": summaries, "rows": len(rows)}
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def _summary_sentence(s: dict[str, Any], label: str) -> str:
+    rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
+    gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
+    return (f"{label}: Spearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper "
+            f"families): **{rho}**. Gap closure of the best synthetic entry ({s['best_entry']}): **{gap}** "
+            "(best - random) / (real - random).\n")
 
 
 def _slug(name: str) -> str:

@@ -18,12 +18,13 @@ Outputs under ``out`` (default ``results/<profile>/``)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ class Profile:
     batch_size: int
     lr: float
     aug: str = "small"
+    lr_schedule: str = "step"  # "cosine" keeps short runs of different epoch counts on the same per-step schedule
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     entries: tuple[str, ...] | None = None  # None: the whole suite
     fast_generators: bool = True  # use each generator's CPU-friendly settings (feature-vis steps...)
@@ -103,7 +105,8 @@ class Profile:
     probe_image_size: int = 32
     probe_max_train: int | None = None
     probe_max_test: int | None = None
-    spread_entry: str | None = None  # also run this entry with spread_seeds
+    probe_bn_recalibrate: bool = False  # also probe with BatchNorm statistics re-estimated on the probe's images
+    spread_entries: tuple[str, ...] = ()  # also run these entries with spread_seeds (the seed-to-seed spread)
     spread_seeds: tuple[int, ...] = ()
     gen_workers: int = 2
     description: str = ""
@@ -114,19 +117,24 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick", num_images=2048, image_size=32, crop_size=32, arch="smallalexnet32", method="alignuniform",
         epochs=2, batch_size=128, lr=0.12, entries=(RANDOM_KEY, "dead-leaves/mixed", "stat/spectrum"),
-        probe_max_train=5000, probe_max_test=2000,
+        probe_max_train=5000, probe_max_test=2000, probe_bn_recalibrate=True,
         description="3 entries, ~2k images at 32 px, 2 epochs, probe on 5k/2k images: a few minutes on 2 cores",
     ),
-    # ~3 h for the whole suite on a 2-core CPU; see docs/results/README for the budget reasoning.
+    # About 3 h for the whole suite on CIFAR-10 on a 2-core CPU (docs/results/README.md has the measured times).
+    # Every pretraining sees 100k images = 390 steps of 256: 10k synthetic images x 10 epochs, real CIFAR-10
+    # (50k) x 2 epochs, Tiny-ImageNet-32 (100k) x 1 epoch, feature-vis (2048 images, 2-3 min to render) x 49.
+    # calibration.md shows families separating by 400 steps. SmallAlexNet-32 at half conv width (fc6 stays
+    # 4096-d) trains at ~250 img/s in fp32 on a 2-core AVX-512 CPU without AMX (full width: 94), so about
+    # 7 min per pretraining. Cosine over steps gives every entry the same schedule (the paper's epoch
+    # milestones would not decay in a 1-2 epoch run). Seeds 1 and 2 of dead leaves and random init give the
+    # seed-to-seed spread.
     "cpu": Profile(
-        # 12k images x 5 epochs = 234 steps of 256 (~4 min at ~240 img/s); calibration.md shows the
-        # families separate between 100 and 400 steps. Slow generators make fewer images and repeat
-        # them for the same number of steps. docs/results/cpu/README.md has the timings.
-        name="cpu", num_images=12_000, image_size=32, crop_size=32, arch="smallalexnet32", method="alignuniform",
-        epochs=5, batch_size=256, lr=0.12, generator_num_images={"feature-vis/random": 2048,
-                                                                  "feature-vis/checkpoint": 2048},
-        spread_entry="dead-leaves/mixed", spread_seeds=(1, 2),
-        description="all entries; 12k images at 32 px, SmallAlexNet-32, AlignUniform, 5 epochs (234 steps); fast probe",
+        name="cpu", num_images=10_000, image_size=32, crop_size=32, arch="smallalexnet32",
+        arch_kwargs={"width": 0.5}, method="alignuniform", epochs=10, batch_size=256, lr=0.12, lr_schedule="cosine",
+        generator_num_images={"feature-vis/random": 2048, "feature-vis/checkpoint": 2048},
+        probe_bn_recalibrate=True, spread_entries=(RANDOM_KEY, "dead-leaves/mixed"), spread_seeds=(1, 2),
+        description="all entries; 100k images seen (390 steps of 256) at 32 px, SmallAlexNet-32, AlignUniform, "
+                    "cosine; fast probe on the full splits, with and without BN re-estimation",
     ),
     # The paper's small-scale recipe (a GPU job).
     "paper-small": Profile(
@@ -214,7 +222,7 @@ class SuiteRun:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
-    dependencies: frozenset[str] = frozenset()  # entries whose encoder another entry uses
+    dependencies: frozenset[str] = frozenset()  # entries whose encoder an entry still to probe uses
 
     # ---------------------------------------------------------------- data
 
@@ -234,45 +242,58 @@ class SuiteRun:
     # ---------------------------------------------------------------- steps
 
     def pretrain_config(self, entry: Entry, data: str, seed: int, num_images: int | None = None) -> dict[str, Any]:
-        """The pretraining config; a smaller dataset gets more epochs so every entry takes the same steps."""
+        """The pretraining config; a dataset of another size gets its epochs scaled so every entry takes
+        (about) the same number of steps."""
         p = self.profile
         epochs = p.epochs if not num_images else max(1, round(p.epochs * p.num_images / num_images))
         return dict(
             data=data, crop_size=p.crop_size, image_size=p.image_size if entry.kind != "real" else None,
             arch=p.arch, arch_kwargs=dict(p.arch_kwargs), method=p.method, aug=p.aug, epochs=epochs,
-            batch_size=p.batch_size, lr=p.lr, seed=seed, device=self.device,
+            batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule, seed=seed, device=self.device,
         )
+
+    def encoders(self, entry: Entry, datasets: Sequence[EvalDataset], seed: int
+                 ) -> Iterator[tuple[list[EvalDataset], str, Path | None, dict[str, Any] | None]]:
+        """(evaluation datasets, encoder, run directory, pretraining config) for each encoder of an entry.
+
+        One encoder serves every dataset, except the real-data baseline, which
+        pretrains on each evaluation dataset's own training split. Random init has
+        no run directory.
+        """
+        sources = [(d, [d]) for d in datasets] if entry.kind == "real" else [(None, list(datasets))]
+        for source, evals in sources:
+            if entry.kind == "random":
+                yield evals, self.random_encoder(), None, None
+            else:
+                run_dir, cfg = self.run_dir_for(entry, source, seed)
+                yield evals, str(run_dir), run_dir, cfg
+
+    def random_encoder(self) -> str:
+        """The probe's spec of a randomly initialised encoder of the profile's architecture (and width)."""
+        kwargs = ",".join(f"{k}={v}" for k, v in sorted(self.profile.arch_kwargs.items()))
+        return f"random:{self.profile.arch}" + (f":{kwargs}" if kwargs else "")
+
+    def probes_missing(self, entry: Entry, datasets: Sequence[EvalDataset], seed: int) -> bool:
+        """Whether any probe result of the entry is not on disk yet."""
+        return any(not self.probe_path(entry, ds, encoder, seed).exists()
+                   for evals, encoder, _, _ in self.encoders(entry, datasets, seed) for ds in evals)
 
     def run_entry(self, entry: Entry, datasets: Sequence[EvalDataset], seed: int) -> list[dict[str, Any]]:
         """Pretrain (if needed) and probe one entry on every dataset; return its rows.
 
         Pretraining is skipped when every probe result of the entry is already on
-        disk and no later entry needs its encoder.
+        disk and no entry still to probe needs its encoder.
         """
         rows = []
-        # The real-data baseline pretrains on each evaluation dataset's own training split.
-        targets: list[tuple[EvalDataset | None, list[EvalDataset]]] = (
-            [(d, [d]) for d in datasets] if entry.kind == "real" else [(None, list(datasets))]
-        )
-        for source, evals in targets:
-            info: dict[str, Any] = {}
-            summary: dict[str, Any] = {}
-            if entry.kind == "random":
-                encoder = f"random:{self.profile.arch}"
-            else:
-                run_dir, cfg = self.run_dir_for(entry, source, seed)
-                encoder = str(run_dir)
-                needed = entry.key in self.dependencies or not all(
-                    self.probe_path(entry, ds, encoder, seed).exists() for ds in evals)
+        for evals, encoder, run_dir, cfg in self.encoders(entry, datasets, seed):
+            timings: dict[str, Any] = {}
+            if run_dir is not None:
+                needed = (entry.key in self.dependencies and seed == self.seed) or any(
+                    not self.probe_path(entry, ds, encoder, seed).exists() for ds in evals)
                 if needed:
-                    summary, info = self.pretrain_entry(entry, cfg, run_dir)
-            for ds in evals:
-                row = self.probe_entry(entry, ds, encoder, seed)
-                row.update({k: v for k, v in info.items() if v is not None})
-                if summary:
-                    row.update(pretrain_seconds=summary.get("wall_s"),
-                               pretrain_images_per_s=_images_per_s(summary))
-                rows.append(row)
+                    self.pretrain_entry(entry, cfg, run_dir)
+                timings = self.timings(run_dir)
+            rows.extend(self.probe_entry(entry, ds, encoder, seed, timings) for ds in evals)
         return rows
 
     def portable_hash(self, obj: Any) -> str:
@@ -295,7 +316,7 @@ class SuiteRun:
                 raise UserError(f"the real-data baseline needs {source.name} as an image folder, found {src.kind}")
             data = str(src.path / source.train_split)
             portable_data = f"{source.name}/{source.train_split}"
-            n = None
+            n = _count_images(data)  # scales its epochs so it takes as many steps as a synthetic entry
         else:
             over = self.generator_overrides(entry, seed)
             n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
@@ -308,20 +329,29 @@ class SuiteRun:
         run_dir = self.out / "runs" / f"{entry.slug}{'-' + source.slug if source else ''}-s{seed}-{key}"
         return run_dir, cfg
 
-    def pretrain_entry(self, entry: Entry, cfg: dict[str, Any], run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    def pretrain_entry(self, entry: Entry, cfg: dict[str, Any], run_dir: Path) -> None:
         """Generate the data (if a generator entry) and pretrain, resuming what a previous run left."""
         from ..train import PretrainConfig, pretrain
 
-        info: dict[str, Any] = {}
-        summary_path = run_dir / "summary.json"
-        if summary_path.exists():
-            return json.loads(summary_path.read_text()), info
+        if (run_dir / "summary.json").exists():
+            return
         if entry.kind == "generator":
-            info = self.generate(entry, Path(cfg["data"]), cfg["seed"])
+            gen = self.generate(entry, Path(cfg["data"]), cfg["seed"])
+            if gen["gen_seconds"] is not None:  # keep the first (complete) generation's timing
+                _write_json(run_dir / TIMINGS_FILE, gen)
         _log(f"pretraining {entry.key} (seed {cfg['seed']}) -> {run_dir}")
         resume = (run_dir / "config.yaml").exists()
-        summary = pretrain(PretrainConfig(**cfg, out=str(run_dir), resume=resume, progress=self.progress))
-        return summary, info
+        pretrain(PretrainConfig(**cfg, out=str(run_dir), resume=resume, progress=self.progress))
+
+    def timings(self, run_dir: Path) -> dict[str, Any]:
+        """Generation and pretraining time of a run directory, for the table (empty if not run here)."""
+        out: dict[str, Any] = {}
+        if (run_dir / TIMINGS_FILE).exists():
+            out.update(json.loads((run_dir / TIMINGS_FILE).read_text()))
+        if (run_dir / "summary.json").exists():
+            summary = json.loads((run_dir / "summary.json").read_text())
+            out.update(pretrain_seconds=summary.get("wall_s"), pretrain_images_per_s=_images_per_s(summary, self.profile.batch_size))
+        return {k: v for k, v in out.items() if v is not None}
 
     def generate(self, entry: Entry, path: Path, seed: int) -> dict[str, Any]:
         from ..data.writer import generate_dataset
@@ -335,7 +365,10 @@ class SuiteRun:
                 "gen_images_per_s": round(res.images_per_second, 1) if res.rendered else None}
 
     def probe_path(self, entry: Entry, ds: EvalDataset, encoder: str, seed: int) -> Path:
-        return self.out / "entries" / entry.slug / f"{ds.slug}-s{seed}-{_hash(self.probe_config(ds, encoder, seed))}.json"
+        key = self.probe_config(ds, encoder, seed)
+        if self.profile.probe_bn_recalibrate:
+            key["also_bn_recalibrated"] = True
+        return self.out / "entries" / entry.slug / f"{ds.slug}-s{seed}-{_hash(key)}.json"
 
     def probe_config(self, ds: EvalDataset, encoder: str, seed: int) -> dict[str, Any]:
         p = self.profile
@@ -344,35 +377,60 @@ class SuiteRun:
                     protocol=p.probe_protocol, image_size=p.probe_image_size, max_train=p.probe_max_train,
                     max_test=p.probe_max_test, seed=seed)
 
-    def probe_entry(self, entry: Entry, ds: EvalDataset, encoder: str, seed: int) -> dict[str, Any]:
+    def probe_entry(self, entry: Entry, ds: EvalDataset, encoder: str, seed: int,
+                    timings: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Probe (or read the cached probe of) one encoder; the entry's timings are stored with the result."""
         from ..eval import probe
 
         path = self.probe_path(entry, ds, encoder, seed)
+        timings = timings or {}
         if path.exists():
             result = json.loads(path.read_text())
+            result.setdefault("suite", {})
+            if any(result["suite"].get(k) != v for k, v in timings.items()):  # timings found after the probe
+                result["suite"].update(timings)
+                _write_json(path, result)
         else:
             _log(f"probing {entry.key} on {ds.name}")
             cfg = self.probe_config(ds, encoder, seed)
             cfg["encoder"] = encoder
             result = probe(**cfg, data_root=self.data_root, device=self.device, out=None, progress=self.progress)
-            result["suite"] = {"entry": entry.key, "family": entry.family, "profile": self.profile.name}
+            if self.profile.probe_bn_recalibrate:
+                # The encoder's BatchNorm statistics come from its (synthetic) training images; re-estimated on
+                # the probe's real images they often score higher (calibration.md), so the table shows both.
+                _log(f"probing {entry.key} on {ds.name} with BatchNorm statistics re-estimated")
+                bn = probe(**cfg, bn_recalibrate=True, align_images=0, data_root=self.data_root, device=self.device,
+                           out=None, progress=self.progress)
+                result["bn_recalibrated"] = {"metrics": {k: bn["metrics"][k] for k in BN_METRICS},
+                                             "bn_recalibrate": bn["bn_recalibrate"], "timings_s": bn["timings_s"]}
+            result["suite"] = {"entry": entry.key, "family": entry.family, "profile": self.profile.name, **timings}
             _write_json(path, result)
         m = result["metrics"]
-        return {
+        row = {
             "entry": entry.key, "family": entry.family, "kind": entry.kind, "dataset": ds.name, "seed": seed,
             "top1": m.get("top1"), "top5": m.get("top5"), "knn": m.get("knn_top1"),
             "alignment": m.get("alignment"), "uniformity": m.get("uniformity"),
+            "top1_bn": result.get("bn_recalibrated", {}).get("metrics", {}).get("top1"),
             "paper_top1": entry.paper_top1, "profile": self.profile.name,
             "result_file": str(path.relative_to(self.out)),
         }
+        row.update({k: result["suite"][k] for k in TIMING_KEYS if k in result["suite"]})
+        return row
 
 
-def _images_per_s(summary: dict[str, Any]) -> float | None:
+BN_METRICS = ("top1", "top5", "knn_top1")
+TIMINGS_FILE = "suite_timings.json"
+TIMING_KEYS = ("gen_seconds", "gen_images_per_s", "pretrain_seconds", "pretrain_images_per_s")
+
+
+def _images_per_s(summary: dict[str, Any], batch_size: int) -> float | None:
+    """Training images per second of a run's summary (older summaries lack the field: steps x batch / wall)."""
+    if summary.get("images_per_s"):
+        return summary["images_per_s"]
     wall, steps = summary.get("wall_s"), summary.get("steps")
-    batch = (summary.get("config") or {}).get("batch_size") or summary.get("batch_size")
-    if not wall or not steps or not batch:
+    if not wall or not steps:
         return None
-    return round(steps * batch / wall, 1)
+    return round(steps * summary.get("batch_size", batch_size) / wall, 1)
 
 
 def run_suite(
@@ -399,12 +457,14 @@ def run_suite(
     dsets = parse_datasets(datasets)
     out_dir = Path(out or Path("results") / prof.name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    deps = frozenset(e.needs for e in entries if e.needs)
-    run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress,
-                   dependencies=deps)
-    # entries another entry depends on run first; a dependency that is not selected runs unreported
+    run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress)
+    # An entry whose encoder another entry uses (feature-vis of the dead-leaves encoder) runs first; its
+    # encoder is only (re)built while a dependent entry still has probes to run, and a dependency that
+    # is not selected runs unreported.
+    deps = {e.needs for e in entries if e.needs}
+    run.dependencies = frozenset(e.needs for e in entries if e.needs and run.probes_missing(e, dsets, seed))
     order = sorted(entries, key=lambda e: 0 if e.key in deps else 1)
-    for dep in deps - {e.key for e in entries}:
+    for dep in run.dependencies - {e.key for e in entries}:
         order.insert(0, dataclasses.replace(_entry(dep), family="(dependency)"))
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -413,14 +473,21 @@ def run_suite(
             run_dir, cfg = run.run_dir_for(entry, None, seed)
             run.pretrain_entry(entry, cfg, run_dir)
             continue
-        seeds = [seed] + (list(prof.spread_seeds) if entry.key == prof.spread_entry else [])
+        seeds = [seed] + (list(prof.spread_seeds) if entry.key in prof.spread_entries else [])
         for s in seeds:
             rows.extend(run.run_entry(entry, dsets, s))
     rows_path = out_dir / "rows.jsonl"
     _write_text(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
-    summary = write_report(rows, out_dir, prof.name, [d.name for d in dsets])
+    summary = write_report(rows, out_dir, prof.name, [d.name for d in dsets], prof.description)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     return summary
+
+
+@functools.lru_cache(maxsize=None)
+def _count_images(folder: str) -> int:
+    from ..data.imagefolder import scan_image_folder
+
+    return len(scan_image_folder(Path(folder))[1])
 
 
 def _entry(key: str) -> Entry:

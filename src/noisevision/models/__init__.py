@@ -23,15 +23,15 @@ ENCODERS: Registry[Callable[..., Encoder]] = Registry("encoder")
 
 
 @ENCODERS.decorator("smallalexnet")
-def smallalexnet(input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128) -> Encoder:
+def smallalexnet(input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0) -> Encoder:
     """The paper's small-scale encoder for 64 px input (fc6 sees 192x7x7)."""
-    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, arch="smallalexnet")
+    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, width=width, arch="smallalexnet")
 
 
 @ENCODERS.decorator("smallalexnet32")
-def smallalexnet32(input_size: int = 32, fc_dim: int = 4096, out_dim: int = 128) -> Encoder:
+def smallalexnet32(input_size: int = 32, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0) -> Encoder:
     """SmallAlexNet for 32 px input: same layers, fc6 sees 192x3x3."""
-    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, arch="smallalexnet32")
+    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, width=width, arch="smallalexnet32")
 
 
 @ENCODERS.decorator("resnet18")

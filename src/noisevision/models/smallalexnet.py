@@ -8,6 +8,9 @@ Spatial sizes with padding 1 and un-padded 3/2 pools:
 64 px: 64 -> 31 -> 15 -> 7, so fc6 sees 192*7*7 as in the paper.
 32 px (``smallalexnet32``): 32 -> 15 -> 7 -> 3, so fc6 sees 192*3*3 = 1728;
 every other layer is identical.
+
+``width`` scales the five conv widths (fc6/fc7 keep ``fc_dim``): ``width=0.5``
+(48-96-192-192-96) costs about a third of the FLOPs, for CPU-budget runs.
 """
 from __future__ import annotations
 
@@ -34,13 +37,17 @@ class SmallAlexNet(Encoder):
     default_probe_layer = "fc6"
     embedding_is_projected = True
 
-    def __init__(self, input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128, arch: str = "smallalexnet") -> None:
+    def __init__(self, input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0,
+                 arch: str = "smallalexnet") -> None:
         super().__init__()
         if input_size < 16:
             raise ValueError(f"SmallAlexNet needs input_size >= 16, got {input_size}")
+        if not 0 < width <= 16:
+            raise ValueError(f"SmallAlexNet width must be in (0, 16], got {width}")
         stages: dict[str, nn.Module] = {}
         in_ch = 3
-        for i, (ch, pool) in enumerate(zip(CONV_CHANNELS, POOL_AFTER), start=1):
+        channels = [max(1, round(c * width)) for c in CONV_CHANNELS]
+        for i, (ch, pool) in enumerate(zip(channels, POOL_AFTER), start=1):
             block: list[nn.Module] = [
                 FastConv2d(in_ch, ch, kernel_size=3, padding=1, bias=False),
                 nn.BatchNorm2d(ch),
@@ -63,6 +70,8 @@ class SmallAlexNet(Encoder):
         self.fc_input_dim = in_ch * side * side
         self.arch = arch
         self.arch_kwargs = {"input_size": input_size, "fc_dim": fc_dim, "out_dim": out_dim}
+        if width != 1.0:  # only when set, so checkpoints of full-width encoders keep their kwargs
+            self.arch_kwargs["width"] = width
         self._init_weights()
 
     def _init_weights(self) -> None:

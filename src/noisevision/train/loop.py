@@ -30,7 +30,7 @@ from .. import _env  # noqa: F401  (OMP settings before torch)
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-from ..accel import autocast, autocast_dtype, to_channels_last  # noqa: E402
+from ..accel import autocast, autocast_dtype, cpu_supports_bf16, to_channels_last  # noqa: E402
 from ..data.sources import ImageSource, open_source  # noqa: E402
 from ..data.stream import EpochBatches, batch_loader, default_workers  # noqa: E402
 from ..errors import UserError  # noqa: E402
@@ -102,7 +102,9 @@ class _Trainer:
         from ..augment import build_augmentation
 
         self.augment = build_augmentation(config.aug, config.crop_size, **config.aug_kwargs).to(self.device)
-        self.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cuda"
+        # channels_last by default: faster convs with cuDNN and with oneDNN (measured +18% on fp32 CPU training
+        # of SmallAlexNet-32, and it is what bf16 CPU training was tuned with)
+        self.channels_last = config.channels_last if config.channels_last is not None else True
         self.method = self._build_method()
         self.optimizer = torch.optim.SGD(
             self.method.param_groups(config.weight_decay), lr=config.scaled_lr, momentum=config.momentum
@@ -160,10 +162,13 @@ class _Trainer:
         precision = self.config.precision
         if precision == "fp32":
             return None
-        dtype = autocast_dtype(self.device)
-        if precision == "bf16" and dtype != torch.bfloat16:
-            raise UserError(f"--precision bf16 is not supported on {self.device} (this CPU/GPU has no native bf16); use auto or fp32")
-        return dtype
+        if precision == "bf16":
+            native = cpu_supports_bf16() if self.device.type == "cpu" else (
+                self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+            if not native:
+                raise UserError(f"--precision bf16 is not supported on {self.device} (this CPU/GPU has no native bf16); use auto or fp32")
+            return torch.bfloat16
+        return autocast_dtype(self.device)
 
     def _build_method(self) -> torch.nn.Module:
         from ..methods import create_method
@@ -240,7 +245,7 @@ class _Trainer:
         images = images.to(self.device, non_blocking=True)
         with step_random_stream(self.config.seed, step, self.info.rank, self.device):
             v1, v2 = self._views(images, step)
-            with autocast(self.device, enabled=self.amp_dtype is not None):
+            with autocast(self.device, enabled=self.amp_dtype is not None, dtype=self.amp_dtype):
                 out = self.model(v1, v2)
             loss = out["loss"]
             if not self._all_finite(loss):
@@ -343,7 +348,9 @@ class _Trainer:
             "steps_per_epoch": self.steps_per_epoch,
             "final_lr": lr_at(c, max(steps - 1, 0), self.steps_per_epoch),
             "final_loss": loss_value,
-            "wall_s": round(wall_s, 2),
+            "wall_s": round(wall_s, 2),  # this process only: a resumed run counts from its restart
+            "batch_size": c.batch_size,
+            "images_per_s": round((steps - self.start_step) * c.batch_size / wall_s, 1) if wall_s > 0 else None,
             "world_size": self.info.world_size,
             "rank": self.info.rank,
             "device": str(self.device),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from noisevision.bench.report import aggregate, comparison_summary, write_report
+from noisevision.bench.report import aggregate, comparison_summary, compute_time, write_report
 from noisevision.bench.suite import PAPER_FAMILIES, PROFILES, get_profile, paper_suite, select_entries
 from noisevision.cli import main
 from noisevision.errors import UserError
@@ -155,6 +155,39 @@ def test_report_maths_spearman_gap_and_seed_spread(tmp_path):
     assert summary["datasets"][0]["gap_closure"] == pytest.approx(0.75)
 
 
+def test_compute_time_counts_each_run_once_and_probes_per_dataset():
+    rows = [
+        {"entry": "a", "seed": 0, "dataset": "cifar10", "gen_seconds": 60, "pretrain_seconds": 480, "probe_seconds": 180},
+        {"entry": "a", "seed": 0, "dataset": "tiny", "gen_seconds": 60, "pretrain_seconds": 480, "probe_seconds": 360},
+        {"entry": "a", "seed": 1, "dataset": "cifar10", "gen_seconds": 60, "pretrain_seconds": 420, "probe_seconds": 120},
+        {"entry": "baseline/random-init", "seed": 0, "dataset": "cifar10", "probe_seconds": 180},
+    ]
+    c = compute_time(rows)
+    assert c["runs"] == 3 and c["gen_hours"] == pytest.approx(120 / 3600, abs=0.01)
+    assert c["total_hours"] == pytest.approx((120 + 900 + 840) / 3600, abs=0.01)
+    assert c["longest_run"] == {"entry": "a", "seed": 0, "minutes": 18.0}
+    assert compute_time([]) == {}
+
+
+def test_pretrain_time_of_a_resumed_run_counts_all_its_steps(tmp_path):
+    from noisevision.bench.suite import _pretrain_timing
+
+    # 40 steps of 256 images; killed after step 20, resumed: the last process ran 20 steps in 40 s
+    resumed = {"wall_s": 40.0, "steps": 40, "batch_size": 256, "images_per_s": 20 * 256 / 40.0}
+    metrics = tmp_path / "metrics.jsonl"
+    speeds = {10: 256.0, 20: 128.0, 30: 128.0}  # logged every 10 steps: 10 s, 20 s, 20 s
+    metrics.write_text("".join(json.dumps({"step": k, "images_per_s": v}) + "\n" for k, v in speeds.items()))
+    t = _pretrain_timing(resumed, 128, metrics)
+    assert t["pretrain_seconds"] == pytest.approx(10 + 20 + 20 + 20)  # the last 10 steps at the final speed
+    assert t["pretrain_images_per_s"] == pytest.approx(40 * 256 / 70, abs=0.1)
+    # without metric lines: all steps at the last process's speed
+    assert _pretrain_timing(resumed, 128)["pretrain_seconds"] == pytest.approx(80.0)
+    whole = {"wall_s": 480.0, "steps": 390, "batch_size": 256, "images_per_s": 208.0}
+    assert _pretrain_timing(whole, 128, metrics) == {"pretrain_seconds": 480.0, "pretrain_images_per_s": 208.0}
+    old = {"wall_s": 480.0, "steps": 390}  # an older summary without images_per_s
+    assert _pretrain_timing(old, 256) == {"pretrain_seconds": 480.0, "pretrain_images_per_s": 208.0}
+
+
 def test_bench_cli_bad_input(capsys):
     assert main(["bench", "--profile", "huge"]) == 2
     assert "unknown profile" in capsys.readouterr().err
@@ -176,7 +209,9 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
         assert 10.0 < r["top1_bn"] <= 100.0  # the quick profile also probes with BN statistics re-estimated
         if r["kind"] == "generator":
             assert r["pretrain_seconds"] > 0 and r["pretrain_images_per_s"] > 0 and r["gen_seconds"] > 0
-    assert (out / "chart_cifar10.png").exists() and "| dead leaves |" in (out / "results.md").read_text()
+        assert r["probe_seconds"] > 0
+    report = (out / "results.md").read_text()
+    assert (out / "chart_cifar10.png").exists() and "| dead leaves |" in report and "Measured compute of these 3 runs" in report
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if "entries" in p.parts}
     assert main(args) == 0  # cached: nothing is recomputed
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if "entries" in p.parts}

@@ -243,7 +243,7 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
         description="Run (or resume) the comparison suite; writes per-entry JSON, results.md and bar charts.",
     )
     p.add_argument("--suite", choices=["paper"], default="paper", help="which suite (default: paper)")
-    p.add_argument("--profile", default="quick", help="quick (CI, minutes), cpu (~3 h on 2 cores), paper-small (GPU)")
+    p.add_argument("--profile", default="quick", help="quick (CI, minutes), cpu (~4 h on 2 cores for CIFAR-10), paper-small (GPU)")
     p.add_argument("--datasets", default="cifar10", help="comma-separated: cifar10, tiny-imagenet-32, imagefolder:PATH")
     p.add_argument("--only", action="append", default=None, metavar="PATTERN", help="run only these entries (repeatable, wildcards)")
     p.add_argument("--exclude", action="append", default=None, metavar="PATTERN", help="skip these entries (repeatable)")

@@ -50,7 +50,7 @@ FAMILY_COLORS = {
     "statistical": "#2ca02c",
     "stylegan": "#d62728",
     "feature vis": "#9467bd",
-    "fractal (beyond paper)": "#8c564b",
+    "fractal": "#8c564b",
     "mixup (beyond paper)": "#e377c2",
 }
 
@@ -120,22 +120,25 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
     bars = [r for r in rs if r["kind"] == "generator"]
     order = list(FAMILY_COLORS)
     bars.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else len(order), r["top1"]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(bars) + 2), 4.5))
+    # legend and baseline labels sit right of the axes, so neither hides a bar
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(bars) + 4), 4.5))
     xs = range(len(bars))
     colors = [FAMILY_COLORS.get(r["family"], "#17becf") for r in bars]
     ax.bar(xs, [r["top1"] for r in bars], color=colors,
            yerr=[r.get("top1_std") or 0 for r in bars], capsize=3)
-    for x, r in zip(xs, bars):
-        ax.text(x, r["top1"] + 0.3, f"{r['top1']:.1f}", ha="center", va="bottom", fontsize=7)
     bn = [(x, r["top1_bn"]) for x, r in zip(xs, bars) if r.get("top1_bn") is not None]
     if bn:
         ax.scatter([x for x, _ in bn], [v for _, v in bn], marker="_", s=120, color="black", zorder=3,
                    label="BN statistics re-estimated")
+    for x, r in zip(xs, bars):  # the value above the bar, its error bar and its BN marker
+        top = max(r["top1"] + (r.get("top1_std") or 0), r.get("top1_bn") or 0)
+        ax.text(x, top + 0.3, f"{r['top1']:.1f}", ha="center", va="bottom", fontsize=7)
     for kind, label, style in (("random", "random init", "--"), ("real", "real data", "--")):
         base = next((r for r in rs if r["kind"] == kind), None)
         if base:
             ax.axhline(base["top1"], ls=style, color="black" if kind == "real" else "gray", lw=1)
-            ax.text(len(bars) - 0.5, base["top1"], f" {label} {base['top1']:.1f}", va="bottom", ha="right", fontsize=8)
+            ax.annotate(f"{label} {base['top1']:.1f}", (1.0, base["top1"]), xycoords=("axes fraction", "data"),
+                        xytext=(4, 0), textcoords="offset points", va="center", ha="left", fontsize=8)
     ax.set_xticks(list(xs))
     ax.set_xticklabels([r["entry"] for r in bars], rotation=55, ha="right", fontsize=8)
     ax.set_ylabel("linear probe top-1 (%)")
@@ -151,12 +154,12 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
 
         handles.append(Line2D([], [], marker="_", ls="", color="black", markersize=10,
                               label="top-1 with BN statistics re-estimated"))
-    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    ax.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)
     fig.tight_layout()
     from ..data.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
     plt.close(fig)
 
 
@@ -194,10 +197,38 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
                          f"top-1 sd **{sp['top1_std']:.2f}**{bn_sd}{knn_sd}.\n")
         lines.append(f"![chart](chart_{_slug(d)}.png)\n")
         bar_chart(agg, d, out_dir / f"chart_{_slug(d)}.png", f"{d} linear probe ({profile} profile)")
+    compute = compute_time(rows)
+    if compute:
+        longest = compute["longest_run"]
+        lines.append(f"Measured compute of these {compute['runs']} runs (entry x seed): **{compute['total_hours']:.2f} h** "
+                     f"(generation {compute['gen_hours']:.2f} h, pretraining {compute['pretrain_hours']:.2f} h, "
+                     f"probes {compute['probe_hours']:.2f} h); longest run {longest['entry']} (seed {longest['seed']}): "
+                     f"{longest['minutes']:.1f} min.\n")
     atomic_write_text(out_dir / "results.md", "\n".join(lines))
-    summary = {"profile": profile, "datasets": summaries, "rows": len(rows)}
+    summary = {"profile": profile, "datasets": summaries, "rows": len(rows), "compute": compute}
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def compute_time(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Measured compute of the suite from its per-run rows: total hours by stage and the longest run.
+
+    A run is one (entry, seed) with its generation, pretraining and probes on every dataset; its stages
+    come from the cached JSONs, so the figure covers the whole suite even when it ran in pieces.
+    """
+    runs: dict[tuple[str, int], dict[str, float]] = {}
+    for r in rows:
+        run = runs.setdefault((r["entry"], r["seed"]), {"gen": 0.0, "pretrain": 0.0, "probe": 0.0})
+        run["gen"] = r.get("gen_seconds") or run["gen"]  # once per run, repeated on each dataset's row
+        run["pretrain"] = r.get("pretrain_seconds") or run["pretrain"]
+        run["probe"] += r.get("probe_seconds") or 0.0
+    if not runs:
+        return {}
+    totals = {k: sum(run[k] for run in runs.values()) for k in ("gen", "pretrain", "probe")}
+    (entry, seed), longest = max(runs.items(), key=lambda kv: sum(kv[1].values()))
+    return {"runs": len(runs), "total_hours": round(sum(totals.values()) / 3600, 2),
+            **{f"{k}_hours": round(v / 3600, 2) for k, v in totals.items()},
+            "longest_run": {"entry": entry, "seed": seed, "minutes": round(sum(longest.values()) / 60, 1)}}
 
 
 def _summary_sentence(s: dict[str, Any], label: str) -> str:

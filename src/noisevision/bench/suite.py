@@ -120,9 +120,10 @@ PROFILES: dict[str, Profile] = {
         probe_max_train=5000, probe_max_test=2000, probe_bn_recalibrate=True,
         description="3 entries, ~2k images at 32 px, 2 epochs, probe on 5k/2k images: a few minutes on 2 cores",
     ),
-    # About 3 h for the whole suite on CIFAR-10 on a 2-core CPU (docs/results/README.md has the measured times).
+    # Aimed at ~3 h for the whole suite on CIFAR-10 on a 2-core CPU; measured 3.84 h (docs/results/README.md).
     # Every pretraining sees 100k images = 390 steps of 256: 10k synthetic images x 10 epochs, real CIFAR-10
-    # (50k) x 2 epochs, Tiny-ImageNet-32 (100k) x 1 epoch, feature-vis (2048 images, 2-3 min to render) x 49.
+    # (50k) x 2 epochs, Tiny-ImageNet-32 (100k) x 1 epoch, feature-vis (2048 images, 2-3 min to render) x 49,
+    # MixUp of StyleGAN (4096 images: each mixes 6 StyleGAN renders, so 10k took 4.6 min) x 24.
     # calibration.md shows families separating by 400 steps. SmallAlexNet-32 at half conv width (fc6 stays
     # 4096-d) trains at ~250 img/s in fp32 on a 2-core AVX-512 CPU without AMX (full width: 94), so about
     # 7 min per pretraining. Cosine over steps gives every entry the same schedule (the paper's epoch
@@ -131,10 +132,11 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu", num_images=10_000, image_size=32, crop_size=32, arch="smallalexnet32",
         arch_kwargs={"width": 0.5}, method="alignuniform", epochs=10, batch_size=256, lr=0.12, lr_schedule="cosine",
-        generator_num_images={"feature-vis/random": 2048, "feature-vis/checkpoint": 2048},
+        generator_num_images={"feature-vis/random": 2048, "feature-vis/checkpoint": 2048,
+                              "mixup/stylegan/oriented": 4096},
         probe_bn_recalibrate=True, spread_entries=(RANDOM_KEY, "dead-leaves/mixed"), spread_seeds=(1, 2),
-        description="all entries; 100k images seen (390 steps of 256) at 32 px, SmallAlexNet-32, AlignUniform, "
-                    "cosine; fast probe on the full splits, with and without BN re-estimation",
+        description="all entries; 100k images seen (390 steps of 256) at 32 px, SmallAlexNet-32 at half conv "
+                    "width, AlignUniform, cosine; fast probe on the full splits, with and without BN re-estimation",
     ),
     # The paper's small-scale recipe (a GPU job).
     "paper-small": Profile(
@@ -350,7 +352,7 @@ class SuiteRun:
             out.update(json.loads((run_dir / TIMINGS_FILE).read_text()))
         if (run_dir / "summary.json").exists():
             summary = json.loads((run_dir / "summary.json").read_text())
-            out.update(pretrain_seconds=summary.get("wall_s"), pretrain_images_per_s=_images_per_s(summary, self.profile.batch_size))
+            out.update(_pretrain_timing(summary, self.profile.batch_size, run_dir / "metrics.jsonl"))
         return {k: v for k, v in out.items() if v is not None}
 
     def generate(self, entry: Entry, path: Path, seed: int) -> dict[str, Any]:
@@ -415,6 +417,8 @@ class SuiteRun:
             "result_file": str(path.relative_to(self.out)),
         }
         row.update({k: result["suite"][k] for k in TIMING_KEYS if k in result["suite"]})
+        probe_s = [r.get("timings_s", {}).get("total_s") for r in (result, result.get("bn_recalibrated", {}))]
+        row["probe_seconds"] = round(sum(t for t in probe_s if t), 1)
         return row
 
 
@@ -423,14 +427,32 @@ TIMINGS_FILE = "suite_timings.json"
 TIMING_KEYS = ("gen_seconds", "gen_images_per_s", "pretrain_seconds", "pretrain_images_per_s")
 
 
-def _images_per_s(summary: dict[str, Any], batch_size: int) -> float | None:
-    """Training images per second of a run's summary (older summaries lack the field: steps x batch / wall)."""
-    if summary.get("images_per_s"):
-        return summary["images_per_s"]
+def _pretrain_timing(summary: dict[str, Any], batch_size: int,
+                     metrics: Path | None = None) -> dict[str, float | None]:
+    """Training time and speed of a run from its summary (and metric lines, for a resumed run).
+
+    ``wall_s`` counts only the last process, so for a resumed run the time is summed over the logged
+    intervals of every process (steps x batch / logged images/s), startup excluded. Older summaries lack
+    ``images_per_s``: their wall time is the whole run.
+    """
     wall, steps = summary.get("wall_s"), summary.get("steps")
+    batch = summary.get("batch_size", batch_size)
     if not wall or not steps:
-        return None
-    return round(steps * summary.get("batch_size", batch_size) / wall, 1)
+        return {"pretrain_seconds": wall, "pretrain_images_per_s": None}
+    last_speed = summary.get("images_per_s")
+    resumed = last_speed is not None and last_speed * wall < 0.99 * steps * batch
+    if resumed and metrics is not None and metrics.exists():
+        seconds, prev = 0.0, 0
+        for line in metrics.read_text().splitlines():
+            m = json.loads(line)
+            if m.get("images_per_s"):
+                seconds += (m["step"] - prev) * batch / m["images_per_s"]
+            prev = m["step"]
+        seconds += (steps - prev) * batch / last_speed  # after the last logged line
+        return {"pretrain_seconds": round(seconds, 1), "pretrain_images_per_s": round(steps * batch / seconds, 1)}
+    if resumed:
+        return {"pretrain_seconds": round(steps * batch / last_speed, 1), "pretrain_images_per_s": last_speed}
+    return {"pretrain_seconds": wall, "pretrain_images_per_s": round(steps * batch / wall, 1)}
 
 
 def run_suite(

@@ -222,3 +222,27 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
     assert main(args) == 0
     again = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert again == rows and not (out / "runs").exists()
+
+
+def test_committed_cpu_results_rebuild_without_training(tmp_path, data_root, capsys, monkeypatch):
+    """docs/results/cpu holds only entry JSONs: re-running the profile there must find every one of them
+    (cache keys unchanged by later code) and rewrite the same table without generating, training or probing."""
+    import noisevision.eval
+    from noisevision.bench.suite import SuiteRun
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a committed result was not found: the cpu profile's cache keys changed (profile, "
+                             "generator or package version); re-run it into docs/results/cpu and commit the results")
+
+    monkeypatch.setattr(SuiteRun, "pretrain_entry", refuse)
+    monkeypatch.setattr(noisevision.eval, "probe", refuse)
+    committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu"
+    out = tmp_path / "cpu"
+    shutil.copytree(committed, out, ignore=shutil.ignore_patterns("data", "runs"))
+    args = ["bench", "--profile", "cpu", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
+            "--no-progress"]
+    assert main(args) == 0
+    assert not (out / "runs").exists() and not (out / "data").exists()
+    assert (out / "rows.jsonl").read_text() == (committed / "rows.jsonl").read_text()
+    assert (out / "results.md").read_text() == (committed / "results.md").read_text()
+    assert "Spearman" in capsys.readouterr().out

@@ -16,7 +16,8 @@ from noisevision.errors import UserError
 
 def _row(entry, top1, kind="generator", paper=None, seed=0, family="dead leaves", ds="cifar10"):
     return {"entry": entry, "family": family, "kind": kind, "dataset": ds, "seed": seed, "top1": top1, "top5": 90.0,
-            "knn": top1 - 5, "alignment": 0.5, "uniformity": -3.0, "paper_top1": paper, "profile": "t"}
+            "knn": top1 - 5, "alignment": 0.5, "uniformity": -3.0, "paper_top1": paper, "paper_family": paper is not None,
+            "profile": "t"}
 
 
 def test_paper_suite_has_every_family_and_both_baselines():
@@ -24,6 +25,7 @@ def test_paper_suite_has_every_family_and_both_baselines():
     assert set(PAPER_FAMILIES) <= set(keys)
     assert {"fractal/ifs", "mixup/stylegan/oriented", "baseline/random-init", "baseline/real"} <= set(keys)
     assert all(e.paper_top1 is not None for e in paper_suite() if e.key in PAPER_FAMILIES)
+    assert {e.key for e in paper_suite() if e.paper_family} == set(PAPER_FAMILIES)  # 14, not fractal/ifs
     fv = next(e for e in paper_suite() if e.key == "feature-vis/checkpoint")
     assert fv.needs == "dead-leaves/mixed"
 
@@ -135,8 +137,9 @@ def test_report_maths_spearman_gap_and_seed_spread(tmp_path):
         _row("baseline/real", 70.0, kind="real", family="baseline"),
         _row("a", 55.0, paper=30.0), _row("b", 60.0, paper=35.0), _row("c", 58.0, paper=40.0),
         _row("d", 64.0, paper=45.0, seed=0), _row("d", 66.0, paper=45.0, seed=1),
+        {**_row("fractal", 52.0, paper=50.0), "paper_family": False},  # shown with a paper number, not ranked
     ]
-    for r, bn in zip(rows, (52.0, 75.0, 54.0, 61.0, 57.0, 66.0, 68.0)):
+    for r, bn in zip(rows, (52.0, 75.0, 54.0, 61.0, 57.0, 66.0, 68.0, 53.0)):
         r["top1_bn"] = bn  # BN re-estimation: ranks a<c<b<d again
     agg = aggregate(rows)
     d = next(r for r in agg if r["entry"] == "d")

@@ -81,7 +81,8 @@ def comparison_summary(rows: Sequence[dict[str, Any]], dataset: str, metric: str
     from scipy.stats import spearmanr
 
     rs = [r for r in rows if r["dataset"] == dataset and r.get(metric) is not None]
-    paper = [r for r in rs if r["kind"] == "generator" and r.get("paper_top1") is not None]
+    # the paper's own families only: fractal/ifs shows FractalDB's number for reference but is not one of them
+    paper = [r for r in rs if r.get("paper_family") and r.get("paper_top1") is not None]
     rho = None
     if len(paper) >= 3:
         rho = float(spearmanr([r[metric] for r in paper], [r["paper_top1"] for r in paper]).statistic)

@@ -43,6 +43,7 @@ class Entry:
     family: str
     kind: str = "generator"  # "generator" | "random" | "real"
     paper_top1: float | None = None  # the paper's small-scale ImageNet-100 top-1
+    paper_family: bool = False  # one of the paper's 14 families: counted in the rank correlation with the paper
     generator_params: dict[str, Any] = field(default_factory=dict)
     needs: str | None = None  # entry whose encoder this one uses (feature-vis of a trained net)
 
@@ -74,7 +75,8 @@ def paper_suite() -> list[Entry]:
             continue
         spec = get_spec(name)
         needs = FEATURE_VIS_SOURCE if name == "feature-vis/checkpoint" else None
-        entries.append(Entry(name, spec.family, paper_top1=spec.paper_top1, needs=needs))
+        entries.append(Entry(name, spec.family, paper_top1=spec.paper_top1, needs=needs,
+                             paper_family=name in PAPER_FAMILIES))
     entries.append(Entry(REAL_KEY, "baseline", kind="real", paper_top1=None))
     return entries
 
@@ -413,7 +415,7 @@ class SuiteRun:
             "top1": m.get("top1"), "top5": m.get("top5"), "knn": m.get("knn_top1"),
             "alignment": m.get("alignment"), "uniformity": m.get("uniformity"),
             "top1_bn": result.get("bn_recalibrated", {}).get("metrics", {}).get("top1"),
-            "paper_top1": entry.paper_top1, "profile": self.profile.name,
+            "paper_top1": entry.paper_top1, "paper_family": entry.paper_family, "profile": self.profile.name,
             "result_file": str(path.relative_to(self.out)),
         }
         row.update({k: result["suite"][k] for k in TIMING_KEYS if k in result["suite"]})

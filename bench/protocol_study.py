@@ -1,0 +1,351 @@
+"""The comparison's protocol study: which CPU-sized protocol lets the families separate?
+
+Each *run* pretrains one anchor encoder (or takes random init) under one setting
+of the knobs (render size, training length, fixed against fresh online images)
+and evaluates it on every evaluation set with several read-outs. Everything
+else is held at the ``cpu`` profile's settings: SmallAlexNet-32 at half conv
+width, AlignUniform, batch 256, cosine lr 0.12, 32 px training crops.
+
+Read-outs per evaluation set (fast L-BFGS probe on standardised features, kNN
+with cosine k=200 T=0.1 on the 128-d embedding):
+
+* ``fc6``: linear on fc6 with the encoder's own BatchNorm statistics;
+* ``fc6_bn``, ``conv5_bn``, ``both_bn``: linear on fc6, on flattened conv5, and
+  on their concatenation, with BatchNorm statistics re-estimated on 4,096 of
+  the probe's training images;
+* ``knn``, ``knn_bn``: kNN without and with re-estimated statistics.
+
+Evaluation sets: CIFAR-10 (50k / 10k) and a fixed 100-class subset of
+Tiny-ImageNet-32 (the first 100 classes in sorted order, 250 training and all
+50 validation images per class).
+
+One JSON per run lands in ``docs/results/study/runs/`` as soon as each of its
+evaluations finishes (commit them as they come: a fresh checkout resumes from
+the repository); ``--report`` rebuilds ``docs/results/study/README.md``'s
+tables from those files. Generated data and run folders live in ``--work``
+(default ``~/.cache/noisevision-study``) and are re-creatable.
+
+Usage::
+
+    python bench/protocol_study.py --list
+    python bench/protocol_study.py --runs real-r128-s1560,stylegan-r128-s1560
+    python bench/protocol_study.py --report
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "docs" / "results" / "study"
+BATCH, CROP, LR, WIDTH = 256, 32, 0.12, 0.5
+TIN_CLASSES, TIN_TRAIN_PER_CLASS = 100, 250
+
+ANCHORS = {
+    "random": "baseline/random-init",
+    "real": "baseline/real",
+    "deadleaves": "dead-leaves/textured",
+    "stylegan": "stylegan/oriented",
+    "spectrum": "stat/spectrum",
+}
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One encoder of the study."""
+
+    anchor: str  # key of ANCHORS
+    render: int = 128  # px of the stored (or online) images; the real baseline ignores it
+    steps: int = 1560  # optimiser steps of batch 256
+    online: bool = False  # fresh generator images every epoch instead of a fixed set
+    num_images: int = 10_000  # images per epoch (fixed set size)
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        if self.anchor == "random":
+            return f"random-s{self.seed}"
+        parts = [self.anchor]
+        if self.anchor != "real":
+            parts.append(f"r{self.render}")
+        parts.append(f"t{self.steps}")
+        if self.online:
+            parts.append("online")
+        if self.seed:
+            parts.append(f"seed{self.seed}")
+        return "-".join(parts)
+
+
+def study_runs() -> dict[str, StudyRun]:
+    """Every planned run, in the order they are worth running."""
+    runs = [StudyRun("random"), StudyRun("random", seed=1), StudyRun("random", seed=2)]
+    # Training length at 128 px renders (the paper's render size) and 32 px crops.
+    for steps in (1560, 390, 3120):
+        runs += [StudyRun(a, steps=steps) for a in ("real", "stylegan", "deadleaves", "spectrum")]
+    # Render size against crop size at 390 steps.
+    for render in (32, 64):
+        runs += [StudyRun(a, render=render, steps=390) for a in ("stylegan", "deadleaves", "spectrum")]
+    # Fresh online images every epoch against the fixed 10k set.
+    runs += [StudyRun(a, steps=1560, online=True) for a in ("stylegan", "deadleaves")]
+    # Seed spread of the trained anchors.
+    runs += [StudyRun(a, steps=1560, seed=s) for s in (1, 2) for a in ("real", "stylegan")]
+    return {r.name: r for r in runs}
+
+
+# ------------------------------------------------------------------ training
+
+
+def _log(msg: str) -> None:
+    print(f"[study {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _cifar_train_folder(data_root: str | None) -> str:
+    from noisevision.data.roots import resolve_dataset
+
+    src = resolve_dataset("cifar10", data_root)
+    return str(src.path / "train")
+
+
+def train_encoder(run: StudyRun, work: Path, data_root: str | None, progress: bool) -> tuple[str, dict[str, Any]]:
+    """Pretrain (or resume) the run's encoder; return (encoder spec for the probe, pretraining facts)."""
+    from noisevision.data.writer import generate_dataset
+    from noisevision.generators import get_spec
+    from noisevision.train import PretrainConfig, pretrain
+
+    if run.anchor == "random":
+        return f"random:smallalexnet32:width={WIDTH}", {}
+    facts: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if run.anchor == "real":
+        data, n = _cifar_train_folder(data_root), 50_000
+    else:
+        gen = ANCHORS[run.anchor]
+        params = dict(get_spec(gen).fast_overrides)
+        n = run.num_images
+        if run.online:
+            data = f"gen:{gen}"
+            extra = {"num_images": n, "gen_params": params, "image_size": run.render}
+        else:
+            data_dir = work / "data" / f"{run.anchor}-r{run.render}-n{n}-s{run.seed}"
+            t0 = time.perf_counter()
+            res = generate_dataset(gen, n, run.render, data_dir, seed=run.seed, format="npy", params=params,
+                                   workers=1, progress=progress)
+            if res.rendered:
+                facts["gen_seconds"] = round(time.perf_counter() - t0, 1)
+            data = str(data_dir)
+            extra = {"image_size": run.render}
+    steps_per_epoch = n // BATCH
+    epochs = max(1, round(run.steps / steps_per_epoch))
+    run_dir = work / "runs" / run.name
+    cfg = PretrainConfig(
+        data=data, crop_size=CROP, arch="smallalexnet32", arch_kwargs={"width": WIDTH}, method="alignuniform",
+        epochs=epochs, batch_size=BATCH, lr=LR, lr_schedule="cosine", seed=run.seed, out=str(run_dir),
+        resume=(run_dir / "config.yaml").exists(), progress=progress, **extra,
+    )
+    if not (run_dir / "summary.json").exists():
+        _log(f"pretraining {run.name}: {epochs} epochs of {n} images ({epochs * steps_per_epoch} steps)")
+        pretrain(cfg)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    facts.update({"epochs": epochs, "steps": summary.get("steps"), "pretrain_wall_s": summary.get("wall_s"),
+                  "images_per_s": summary.get("images_per_s"), "data": data if run.anchor != "real" else "cifar10/train"})
+    return str(run_dir), facts
+
+
+# ------------------------------------------------------------------ evaluation
+
+_SPLITS: dict[str, tuple[Any, Any]] = {}
+
+
+def eval_splits(dataset: str, data_root: str | None) -> tuple[Any, Any]:
+    """(train, test) LabeledImages of an evaluation set, loaded once per process."""
+    from noisevision.data.roots import DEFAULT_TEST_SPLIT, load_split, resolve_dataset
+
+    if dataset not in _SPLITS:
+        name = "tiny-imagenet-32" if dataset == "tin100" else dataset
+        src = resolve_dataset(name, data_root)
+        train = load_split(src, "train", 32, progress=False)
+        test = load_split(src, DEFAULT_TEST_SPLIT.get(name, "test"), 32, progress=False)
+        if dataset == "tin100":
+            keep = np.flatnonzero(train.labels < TIN_CLASSES)
+            # The first TIN_TRAIN_PER_CLASS images of each class, in file order: a fixed subset.
+            per_class = [keep[train.labels[keep] == c][:TIN_TRAIN_PER_CLASS] for c in range(TIN_CLASSES)]
+            train = train.subset(np.sort(np.concatenate(per_class)))
+            test = test.subset(np.flatnonzero(test.labels < TIN_CLASSES))
+        _SPLITS[dataset] = (train, test)
+    return _SPLITS[dataset]
+
+
+def _linear(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+            n_classes: int) -> float:
+    from noisevision.eval.linear import fit_linear_probe, standardize, topk_accuracy
+
+    train_x, test_x = standardize(train_x.clone(), test_x.clone())
+    fit = fit_linear_probe(train_x, train_y, n_classes, seed=0)
+    return round(topk_accuracy(fit.model.logits(test_x), test_y, ks=(1,))[1], 3)
+
+
+def evaluate(encoder_spec: str, dataset: str, data_root: str | None) -> dict[str, Any]:
+    """Every read-out of one encoder on one evaluation set."""
+    from noisevision.eval.features import extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm
+    from noisevision.eval.knn import knn_accuracy
+    from noisevision.eval.probe import build_encoder
+
+    t0 = time.perf_counter()
+    train, test = eval_splits(dataset, data_root)
+    n_classes = int(train.labels.max()) + 1
+    ytr, yte = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
+    encoder, meta, _ = build_encoder(encoder_spec, 0, None)
+    _, mean, std = normalization_for(meta)
+    encoder = prepare_encoder(encoder, torch.device("cpu"))
+
+    def feats(layer: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        ftr, etr = extract_features(encoder, train.images, layer, 32, mean, std, progress=False)
+        fte, ete = extract_features(encoder, test.images, layer, 32, mean, std, progress=False)
+        return ftr, etr, fte, ete
+
+    def knn(etr: torch.Tensor, ete: torch.Tensor) -> float:
+        return round(knn_accuracy(etr, ytr, ete, yte, n_classes, k=200, temperature=0.1)[1], 3)
+
+    out: dict[str, Any] = {"n_train": len(train), "n_test": len(test), "n_classes": n_classes}
+    ftr, etr, fte, ete = feats("fc6")
+    out["fc6"] = _linear(ftr, ytr, fte, yte, n_classes)
+    out["knn"] = knn(etr, ete)
+    rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(7,)))
+    calib = train.images[np.sort(rng.choice(len(train), size=min(4096, len(train)), replace=False))]
+    recalibrate_batchnorm(encoder, calib, 32, mean, std)
+    ftr, etr, fte, ete = feats("fc6")
+    ctr, _, cte, _ = feats("conv5")
+    out["fc6_bn"] = _linear(ftr, ytr, fte, yte, n_classes)
+    out["conv5_bn"] = _linear(ctr, ytr, cte, yte, n_classes)
+    out["both_bn"] = _linear(torch.cat([ftr, ctr], 1), ytr, torch.cat([fte, cte], 1), yte, n_classes)
+    out["knn_bn"] = knn(etr, ete)
+    out["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+# ------------------------------------------------------------------ driver
+
+
+def result_path(run: StudyRun) -> Path:
+    return OUT / "runs" / f"{run.name}.json"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from noisevision.data.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def run_one(run: StudyRun, datasets: list[str], work: Path, data_root: str | None, progress: bool) -> None:
+    path = result_path(run)
+    result = json.loads(path.read_text()) if path.exists() else {"run": run.name, "settings": asdict(run), "evals": {}}
+    todo = [d for d in datasets if d not in result["evals"]]
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    encoder, facts = train_encoder(run, work, data_root, progress)
+    result.setdefault("pretrain", {}).update(facts)
+    for ds in todo:
+        _log(f"evaluating {run.name} on {ds}")
+        result["evals"][ds] = evaluate(encoder, ds, data_root)
+        result["host"] = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                          "torch": torch.__version__}
+        result["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        _write_json(path, result)
+        _log(f"{run.name} on {ds}: " + ", ".join(f"{k} {v}" for k, v in result["evals"][ds].items()))
+    result.setdefault("session_seconds", []).append(round(time.perf_counter() - t0, 1))
+    _write_json(path, result)
+
+
+# ------------------------------------------------------------------ report
+
+READOUTS = ("fc6", "fc6_bn", "conv5_bn", "both_bn", "knn", "knn_bn")
+
+
+def load_results() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((OUT / "runs").glob("*.json"))}
+
+
+def _table(rows: list[tuple[str, dict[str, Any]]], dataset: str) -> list[str]:
+    lines = ["| run | " + " | ".join(READOUTS) + " |", "|---|" + "---:|" * len(READOUTS)]
+    for name, res in rows:
+        ev = res["evals"].get(dataset)
+        if ev:
+            lines.append(f"| {name} | " + " | ".join(f"{ev[k]:.1f}" for k in READOUTS) + " |")
+    return lines
+
+
+def random_spread(results: dict[str, dict[str, Any]], dataset: str, readout: str) -> tuple[float, float] | None:
+    vals = [r["evals"][dataset][readout] for k, r in results.items() if k.startswith("random-") and dataset in r["evals"]]
+    if len(vals) < 2:
+        return None
+    return statistics.mean(vals), statistics.stdev(vals)
+
+
+def write_report() -> str:
+    results = load_results()
+    runs = study_runs()
+    ordered = [(k, results[k]) for k in runs if k in results] + [(k, v) for k, v in results.items() if k not in runs]
+    lines = ["# Protocol study: tables (generated by `bench/protocol_study.py --report`)", ""]
+    for ds, title in (("cifar10", "CIFAR-10 (10 classes, 50k / 10k)"),
+                      ("tin100", f"Tiny-ImageNet-32, {TIN_CLASSES}-class subset ({TIN_TRAIN_PER_CLASS} / 50 per class)")):
+        lines += [f"## {title}", ""] + _table(ordered, ds) + [""]
+        spread = {r: random_spread(results, ds, r) for r in READOUTS}
+        if any(spread.values()):
+            lines.append("Random-init seed spread (mean ± sd over seeds): " + ", ".join(
+                f"{r} {m:.1f} ± {s:.2f}" for r, v in spread.items() if v for m, s in [v]))
+            lines.append("")
+    text = "\n".join(lines)
+    from noisevision.data.atomic import atomic_write_text
+
+    atomic_write_text(OUT / "tables.md", text + "\n")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", default="", help="comma-separated run names (default: every planned run, in order)")
+    ap.add_argument("--datasets", default="cifar10,tin100")
+    ap.add_argument("--work", default=str(Path.home() / ".cache" / "noisevision-study"))
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--list", action="store_true", help="list planned runs and whether they are done")
+    ap.add_argument("--report", action="store_true", help="rebuild the tables from the committed run files")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    runs = study_runs()
+    if args.list:
+        for name in runs:
+            done = result_path(runs[name]).exists()
+            print(f"{'done' if done else '    '}  {name}")
+        return 0
+    if args.report:
+        print(write_report())
+        return 0
+    names = [n for n in args.runs.split(",") if n] or list(runs)
+    unknown = [n for n in names if n not in runs]
+    if unknown:
+        print(f"unknown run(s): {', '.join(unknown)}; see --list", file=sys.stderr)
+        return 2
+    datasets = [d for d in args.datasets.split(",") if d]
+    for name in names:
+        run_one(runs[name], datasets, Path(args.work), args.data_root, not args.no_progress)
+    write_report()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

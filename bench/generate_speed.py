@@ -23,11 +23,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import noisevision  # noqa: E402
-from noisevision.bench.report import markdown_table, update_markdown_section, write_json  # noqa: E402
-from noisevision.generators import create_generator, get_spec, list_generators  # noqa: E402
+import noisevision
+from noisevision.bench.report import markdown_table, update_markdown_section, write_json
+from noisevision.generators import create_generator, get_spec, list_generators
 
 REPO = Path(__file__).resolve().parents[1]
 

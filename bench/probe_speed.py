@@ -26,9 +26,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import noisevision  # noqa: E402,F401
-from noisevision.bench.report import markdown_table, update_markdown_section, write_json  # noqa: E402
-from noisevision.data.roots import load_split, resolve_dataset  # noqa: E402
-from noisevision.eval import probe  # noqa: E402
+from noisevision.bench.report import markdown_table, update_markdown_section, write_json
+from noisevision.data.roots import load_split, resolve_dataset
+from noisevision.eval import probe
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 120.0

@@ -26,7 +26,6 @@ tables from those files. Generated data and run folders live in ``--work``
 (default ``~/.cache/noisevision-study``) and are re-creatable.
 
 Usage::
-
     python bench/protocol_study.py --list
     python bench/protocol_study.py --runs real-r128-s1560,stylegan-r128-s1560
     python bench/protocol_study.py --report
@@ -47,8 +46,18 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+
+from noisevision.data.roots import DEFAULT_TEST_SPLIT, load_split, resolve_dataset
+from noisevision.data.writer import generate_dataset
+from noisevision.eval.features import extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm
+from noisevision.eval.knn import knn_accuracy
+from noisevision.eval.linear import fit_linear_probe, standardize, topk_accuracy
+from noisevision.eval.probe import build_encoder
+from noisevision.fileio import atomic_write_text, write_json
+from noisevision.generators import get_spec
+from noisevision.train import PretrainConfig, pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "results" / "study"
@@ -114,18 +123,12 @@ def _log(msg: str) -> None:
 
 
 def _cifar_train_folder(data_root: str | None) -> str:
-    from noisevision.data.roots import resolve_dataset
-
     src = resolve_dataset("cifar10", data_root)
     return str(src.path / "train")
 
 
 def train_encoder(run: StudyRun, work: Path, data_root: str | None, progress: bool) -> tuple[str, dict[str, Any]]:
     """Pretrain (or resume) the run's encoder; return (encoder spec for the probe, pretraining facts)."""
-    from noisevision.data.writer import generate_dataset
-    from noisevision.generators import get_spec
-    from noisevision.train import PretrainConfig, pretrain
-
     if run.anchor == "random":
         return f"random:smallalexnet32:width={WIDTH}", {}
     facts: dict[str, Any] = {}
@@ -172,8 +175,6 @@ _SPLITS: dict[str, tuple[Any, Any]] = {}
 
 def eval_splits(dataset: str, data_root: str | None) -> tuple[Any, Any]:
     """(train, test) LabeledImages of an evaluation set, loaded once per process."""
-    from noisevision.data.roots import DEFAULT_TEST_SPLIT, load_split, resolve_dataset
-
     if dataset not in _SPLITS:
         name = "tiny-imagenet-32" if dataset == "tin100" else dataset
         src = resolve_dataset(name, data_root)
@@ -191,7 +192,6 @@ def eval_splits(dataset: str, data_root: str | None) -> tuple[Any, Any]:
 
 def _linear(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
             n_classes: int) -> float:
-    from noisevision.eval.linear import fit_linear_probe, standardize, topk_accuracy
 
     train_x, test_x = standardize(train_x.clone(), test_x.clone())
     fit = fit_linear_probe(train_x, train_y, n_classes, seed=0)
@@ -200,10 +200,6 @@ def _linear(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, 
 
 def evaluate(encoder_spec: str, dataset: str, data_root: str | None) -> dict[str, Any]:
     """Every read-out of one encoder on one evaluation set."""
-    from noisevision.eval.features import extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm
-    from noisevision.eval.knn import knn_accuracy
-    from noisevision.eval.probe import build_encoder
-
     t0 = time.perf_counter()
     train, test = eval_splits(dataset, data_root)
     n_classes = int(train.labels.max()) + 1
@@ -244,12 +240,6 @@ def result_path(run: StudyRun) -> Path:
     return OUT / "runs" / f"{run.name}.json"
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    from noisevision.data.atomic import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
 def run_one(run: StudyRun, datasets: list[str], work: Path, data_root: str | None, progress: bool) -> None:
     path = result_path(run)
     result = json.loads(path.read_text()) if path.exists() else {"run": run.name, "settings": asdict(run), "evals": {}}
@@ -265,10 +255,10 @@ def run_one(run: StudyRun, datasets: list[str], work: Path, data_root: str | Non
         result["host"] = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                           "torch": torch.__version__}
         result["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        _write_json(path, result)
+        write_json(path, result)
         _log(f"{run.name} on {ds}: " + ", ".join(f"{k} {v}" for k, v in result["evals"][ds].items()))
     result.setdefault("session_seconds", []).append(round(time.perf_counter() - t0, 1))
-    _write_json(path, result)
+    write_json(path, result)
 
 
 # ------------------------------------------------------------------ report
@@ -310,7 +300,6 @@ def write_report() -> str:
                 f"{r} {m:.1f} ± {s:.2f}" for r, v in spread.items() if v for m, s in [v]))
             lines.append("")
     text = "\n".join(lines)
-    from noisevision.data.atomic import atomic_write_text
 
     atomic_write_text(OUT / "tables.md", text + "\n")
     return text

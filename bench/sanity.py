@@ -18,9 +18,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import noisevision  # noqa: E402,F401
-from noisevision.bench.report import markdown_table, write_json  # noqa: E402
-from noisevision.data.atomic import atomic_write_text  # noqa: E402
-from noisevision.eval import probe  # noqa: E402
+from noisevision.bench.report import markdown_table, write_json
+from noisevision.eval import probe
+from noisevision.fileio import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = REPO / "docs" / "bench" / "sanity.json"

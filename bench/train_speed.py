@@ -32,9 +32,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import noisevision  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE before torch)
 import numpy as np
 import torch
+
+import noisevision  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE before torch)
+from noisevision.accel import autocast, autocast_dtype, to_channels_last, tune_cpu_allocator
+from noisevision.augment import STL10_MEAN, STL10_STD, build_augmentation
+from noisevision.bench.report import markdown_table, update_markdown_section, write_json
+from noisevision.methods import create_method
+from noisevision.models import create_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 # (arch, encoder kwargs, input size)
@@ -113,9 +119,6 @@ def _source_images(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def _method(arch: str, kwargs: dict[str, Any]) -> torch.nn.Module:
-    from noisevision.methods import create_method
-    from noisevision.models import create_encoder
-
     return create_method("alignuniform", create_encoder(arch, **kwargs))
 
 
@@ -124,8 +127,6 @@ def _sgd(method: torch.nn.Module) -> torch.optim.Optimizer:
 
 
 def worker_reference(cfg: dict[str, Any]) -> dict[str, Any]:
-    from noisevision.augment import STL10_MEAN, STL10_STD
-
     arch, kwargs, size = CONFIGS[cfg["config"]]
     batch, steps = cfg["batch_size"], cfg["steps"]
     images = _source_images(batch * (steps + 1), size * SOURCE_FACTOR)
@@ -150,9 +151,6 @@ def worker_reference(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def worker_ours(cfg: dict[str, Any]) -> dict[str, Any]:
-    from noisevision.accel import autocast, autocast_dtype, to_channels_last, tune_cpu_allocator
-    from noisevision.augment import build_augmentation
-
     arch, kwargs, size = CONFIGS[cfg["config"]]
     batch, steps = cfg["batch_size"], cfg["steps"]
     tune_cpu_allocator()
@@ -212,7 +210,6 @@ def forward_flops_per_image(config: str) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     arch, kwargs, size = CONFIGS[config]
-    from noisevision.models import create_encoder
 
     enc = create_encoder(arch, **kwargs).train()
     with FlopCounterMode(display=False) as counter:
@@ -317,8 +314,6 @@ def _cpu_name() -> str:
 
 
 def write_docs(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    from noisevision.bench.report import markdown_table, update_markdown_section, write_json
-
     table_rows = [dict(r, mfu_ours=f"{100 * r['mfu_ours']:.1f}%", mfu_reference=f"{100 * r['mfu_reference']:.1f}%",
                        aug_share=f"{100 * r['aug_share']:.0f}%", speedup=f"{r['speedup']:.1f}x") for r in rows]
     md = (

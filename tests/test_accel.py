@@ -1,7 +1,6 @@
 """Automatic precision: bf16 autocast on CPU only where it is measured to be faster (or forced by env)."""
 from __future__ import annotations
 
-import noisevision  # noqa: F401  (sets OMP env before torch)
 import pytest
 import torch
 

@@ -3,15 +3,24 @@ from __future__ import annotations
 
 import math
 
-import noisevision  # noqa: F401
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
 from noisevision.augment import (
-    AUG_PRESETS, IMAGENET_MEAN, STL10_MEAN, STL10_STD, build_augmentation, color_jitter, crop_resize_flip,
-    gaussian_blur, get_aug_config, hue_matrices, normalize_only, sample_crop_boxes,
+    AUG_PRESETS,
+    IMAGENET_MEAN,
+    STL10_MEAN,
+    STL10_STD,
+    build_augmentation,
+    color_jitter,
+    crop_resize_flip,
+    gaussian_blur,
+    get_aug_config,
+    hue_matrices,
+    normalize_only,
+    sample_crop_boxes,
 )
 from noisevision.errors import UserError
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -89,7 +88,7 @@ def test_a_dependency_is_pretrained_only_while_its_dependent_has_probes_to_run(t
     pretrained: list[str] = []
     monkeypatch.setattr(suite.SuiteRun, "pretrain_entry", lambda self, e, cfg, run_dir: pretrained.append(e.key))
     monkeypatch.setattr(suite.SuiteRun, "probe_entry", lambda self, e, ds, enc, seed, timings=None: {"entry": e.key})
-    monkeypatch.setattr("noisevision.bench.report.write_report", lambda *a, **k: {"datasets": []})
+    monkeypatch.setattr(suite, "write_report", lambda *a, **k: {"datasets": []})
     args = dict(only=["feature-vis/checkpoint"], out=tmp_path, progress=False)
     suite.run_suite("cpu", **args)
     assert pretrained == ["dead-leaves/mixed", "feature-vis/checkpoint"]  # the dependency first, unreported
@@ -230,7 +229,7 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
 def test_committed_cpu_results_rebuild_without_training(tmp_path, data_root, capsys, monkeypatch):
     """docs/results/cpu holds only entry JSONs: re-running the profile there must find every one of them
     (cache keys unchanged by later code) and rewrite the same table without generating, training or probing."""
-    import noisevision.eval
+    from noisevision.bench import suite
     from noisevision.bench.suite import SuiteRun
 
     def refuse(*args, **kwargs):
@@ -238,7 +237,7 @@ def test_committed_cpu_results_rebuild_without_training(tmp_path, data_root, cap
                              "generator or package version); re-run it into docs/results/cpu and commit the results")
 
     monkeypatch.setattr(SuiteRun, "pretrain_entry", refuse)
-    monkeypatch.setattr(noisevision.eval, "probe", refuse)
+    monkeypatch.setattr(suite, "probe", refuse)
     committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu"
     out = tmp_path / "cpu"
     shutil.copytree(committed, out, ignore=shutil.ignore_patterns("data", "runs"))

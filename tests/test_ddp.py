@@ -28,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-import noisevision  # noqa: F401  (OMP settings before torch)
-import torch  # noqa: E402
-from noisevision.cli import main  # noqa: E402
+from noisevision.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -5,15 +5,14 @@ import gc
 import os
 import socket
 
-import noisevision  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE before torch)
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
+from noisevision import distributed as nvdist
 from noisevision.losses import align_loss, nt_xent_loss, uniform_loss
-from noisevision.train import distributed as nvdist
 
 WORLD = 2
 LOCAL_BATCH = 4

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import noisevision as nv
 from noisevision.generators import feature_vis as fv
-
-torch = pytest.importorskip("torch")
 
 TINY = dict(arch="resnet18", width=0.25, steps=3, chunk=2)
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-import noisevision  # noqa: F401
 import numpy as np
 import pytest
 import torch

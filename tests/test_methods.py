@@ -1,7 +1,6 @@
 """SSL methods: the loss drops with SGD, MoCo's momentum/queue bookkeeping, heads and param groups."""
 from __future__ import annotations
 
-import noisevision  # noqa: F401
 import pytest
 import torch
 from torch import nn

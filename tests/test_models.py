@@ -1,13 +1,18 @@
 """Encoders: shapes for every registered architecture, paper details, checkpoint round trip and errors."""
 from __future__ import annotations
 
-import noisevision  # noqa: F401  (sets OMP env before torch)
 import pytest
 import torch
 
 from noisevision.errors import UserError
 from noisevision.models import (
-    ENCODERS, MoCoV2Head, SimCLRHead, create_encoder, list_encoders, load_encoder, save_encoder,
+    ENCODERS,
+    MoCoV2Head,
+    SimCLRHead,
+    create_encoder,
+    list_encoders,
+    load_encoder,
+    save_encoder,
 )
 
 # Small configurations so every registered encoder is tested quickly.

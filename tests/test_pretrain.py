@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
-import noisevision  # noqa: F401  (OMP settings before torch)
-import torch  # noqa: E402
-from noisevision.cli import main  # noqa: E402
-from noisevision.errors import UserError  # noqa: E402
-from noisevision.train import PretrainConfig, build_config, lr_at  # noqa: E402
+from noisevision.cli import main
+from noisevision.errors import UserError
+from noisevision.train import PretrainConfig, build_config, lr_at
 
 REPO = Path(__file__).resolve().parents[1]
 # A tiny, fast recipe: 32 px SmallAlexNet with narrow fc layers, 16-image batches, fp32.

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from noisevision.errors import UserError
-from noisevision.generators.base import parse_param_overrides, resolve_params
+from noisevision.generators.base import parse_param_overrides
+from noisevision.parsing import resolve_params
 from noisevision.registry import Registry
 from noisevision.rng import image_rng, seed_sequence, torch_seed
 

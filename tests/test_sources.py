@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import noisevision  # noqa: F401  (OMP settings before torch)
 from noisevision.data.sources import ArraySource, GeneratorSource, open_source
 from noisevision.data.stream import EpochBatches, batch_keys, iterate_batches
 from noisevision.errors import UserError

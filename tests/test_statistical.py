@@ -7,8 +7,8 @@ import torch
 from scipy.stats import kurtosis
 
 from noisevision.errors import UserError
-from noisevision.generators import create_generator, get_spec, list_generators
 from noisevision.generators import _pyramid as pyramid
+from noisevision.generators import create_generator, get_spec, list_generators
 from noisevision.generators import statistical as stat
 
 VARIANTS = ["stat/spectrum", "stat/wmm", "stat/spectrum-color", "stat/spectrum-color-wmm"]

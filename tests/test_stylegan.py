@@ -5,15 +5,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 import noisevision as nv
 from noisevision.errors import UserError
+from noisevision.generators import _stylegan_net as net
 from noisevision.generators import stylegan as sg
-
-torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
-
-from noisevision.generators import _stylegan_net as net  # noqa: E402
 
 VARIANTS = ["stylegan/random", "stylegan/high-freq", "stylegan/sparse", "stylegan/oriented"]
 # One image from each of 8 different networks, so statistics average over networks.

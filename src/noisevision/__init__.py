@@ -9,11 +9,10 @@ with contrastive learning, and probe them on real labelled images.
 """
 from __future__ import annotations
 
-from . import _env  # noqa: F401  (must run before torch is imported anywhere)
-
-__version__ = "0.1.0"
-
-from .errors import UserError  # noqa: E402
-from .generators import create_generator, list_generators  # noqa: E402
+# _env first: it sets OpenMP defaults before anything imports torch.
+from . import _env  # noqa: F401  (imported for its side effect)
+from ._version import __version__
+from .errors import UserError
+from .generators import create_generator, list_generators
 
 __all__ = ["UserError", "create_generator", "list_generators", "__version__"]

@@ -16,12 +16,10 @@ import functools
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import _env  # noqa: F401  (OMP settings before torch)
+import torch
+from torch import nn
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from .errors import UserError  # noqa: E402
+from .errors import UserError
 
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 

@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _env  # noqa: F401
 from .errors import UserError
 from .registry import Registry
 

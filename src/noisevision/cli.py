@@ -11,9 +11,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _env  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+from ._version import __version__
+from .accel import select_device
+from .bench.suite import run_suite
+from .data.writer import generate_dataset
 from .errors import UserError
-
+from .eval import probe, summary_table
+from .generators import dynamic_prefixes, get_spec, list_generators, parse_param_overrides
+from .generators.base import params_to_dict
+from .preview import preview, preview_all
+from .train import build_config, pretrain
+from .train.config import FIELD_HELP, config_fields
+from .train.loop import summary_line
 
 # ------------------------------------------------------------------ list / generate / preview (generation engine)
 
@@ -72,9 +81,6 @@ def _add_param_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .generators import dynamic_prefixes, get_spec, list_generators
-    from .generators.base import params_to_dict
-
     names = list_generators(args.pattern)
     if not names and args.pattern == "*":
         print("no generators registered")
@@ -100,9 +106,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .data.writer import generate_dataset
-    from .generators import parse_param_overrides
-
     result = generate_dataset(
         args.generator,
         args.num_images,
@@ -127,10 +130,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
-    from .generators import parse_param_overrides
-    from .preview import preview, preview_all
-
-    device = "cuda" if args.device == "auto" and _cuda() else ("cpu" if args.device == "auto" else args.device)
+    device = str(select_device(args.device))
     if args.all:
         if args.generator:
             raise UserError("give either a generator name or --all, not both")
@@ -147,18 +147,10 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 # ------------------------------------------------------------------ pretrain (owned by the pretraining code)
 
 
 def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
-    from .train.config import FIELD_HELP, config_fields
-
     p = sub.add_parser(
         "pretrain",
         help="pretrain an encoder with contrastive SSL on noise images",
@@ -176,9 +168,6 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, dest=f.name, default=None, metavar=f.name.split("_")[-1].upper(), help=help_)
 
     def run(args: argparse.Namespace) -> int:
-        from .train import build_config, pretrain
-        from .train.loop import summary_line
-
         overrides = {f.name: getattr(args, f.name) for f in config_fields()}
         summary = pretrain(build_config(args.config_file, overrides))
         if summary["rank"] == 0:
@@ -219,8 +208,6 @@ def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", dest="cache_dir", help="decoded-image cache (default $NOISEVISION_CACHE)")
 
     def run(args: argparse.Namespace) -> int:
-        from .eval import probe, summary_table
-
         fields = ("encoder", "dataset", "data_root", "train_split", "test_split", "layer", "protocol", "seed",
                   "image_size", "bn_recalibrate", "max_train", "max_test", "epochs", "expected_arch",
                   "skip_bad_images", "device", "cache_dir")
@@ -256,8 +243,6 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.suite import run_suite
-
     summary = run_suite(
         args.profile, datasets=args.datasets, out=args.out, only=args.only, exclude=args.exclude,
         data_root=args.data_root, seed=args.seed, device=args.device, progress=args.progress,
@@ -276,8 +261,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="noisevision",
         description="Train vision models without real images: generate noise datasets, pretrain, probe.",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .fileio import atomic_path
 from .generators import create_generator, get_spec, list_generators
 from .generators.base import params_to_dict
 
@@ -90,7 +91,6 @@ def preview(
     subtitle = f"seed={seed}  size={size}  " + _summary(params_to_dict(gen.params))
     sheet = contact_sheet(images, title, subtitle, cols=cols)
     out = Path(out)
-    from .data.atomic import atomic_path
 
     with atomic_path(out) as tmp:
         sheet.save(tmp, format="PNG")

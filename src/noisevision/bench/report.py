@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data.atomic import atomic_write_text
+from ..fileio import atomic_path, atomic_write_text
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
@@ -157,7 +157,6 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
                               label="top-1 with BN statistics re-estimated"))
     ax.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)
     fig.tight_layout()
-    from ..data.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")

@@ -8,7 +8,6 @@ re-run skips finished work and resumes unfinished pretraining; changing any
 setting changes the key instead of silently reusing stale results.
 
 Outputs under ``out`` (default ``results/<profile>/``)::
-
     entries/<entry>/<dataset>.json     one probe result per entry and dataset
     runs/<entry>-<hash>/               pretraining run directories (resumable)
     data/<generator>-<hash>/           generated datasets (npy)
@@ -29,8 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
+from ..data.imagefolder import scan_image_folder
+from ..data.roots import resolve_dataset
+from ..data.writer import generate_dataset
 from ..errors import UserError, did_you_mean
+from ..eval import probe
+from ..fileio import atomic_write_text, write_json
+from ..generators import get_spec
+from ..train import PretrainConfig, pretrain
+from .report import write_report
 
 # ------------------------------------------------------------------ entries
 
@@ -66,8 +73,6 @@ FEATURE_VIS_SOURCE = "dead-leaves/mixed"
 
 def paper_suite() -> list[Entry]:
     """Every paper family, two beyond-paper generators, and the two baselines."""
-    from ..generators import get_spec
-
     entries = [Entry(RANDOM_KEY, "baseline", kind="random", paper_top1=21.0)]
     for name in PAPER_FAMILIES + BEYOND_PAPER:
         if name.startswith("mixup/"):
@@ -232,8 +237,6 @@ class SuiteRun:
 
     def generator_overrides(self, entry: Entry, seed: int) -> dict[str, Any]:
         """The entry's generator parameters (with the encoder checkpoint it depends on)."""
-        from ..generators import get_spec
-
         over: dict[str, Any] = {}
         if self.profile.fast_generators and not entry.key.startswith(("mixup/", "mix:")):
             over.update(get_spec(entry.key).fast_overrides)
@@ -313,8 +316,6 @@ class SuiteRun:
     def run_dir_for(self, entry: Entry, source: EvalDataset | None, seed: int) -> tuple[Path, dict[str, Any]]:
         """The run directory (keyed by the resolved pretraining config) and the config."""
         if entry.kind == "real":
-            from ..data.roots import resolve_dataset
-
             src = resolve_dataset(source.name, self.data_root)
             if src.kind != "imagefolder":
                 raise UserError(f"the real-data baseline needs {source.name} as an image folder, found {src.kind}")
@@ -335,14 +336,12 @@ class SuiteRun:
 
     def pretrain_entry(self, entry: Entry, cfg: dict[str, Any], run_dir: Path) -> None:
         """Generate the data (if a generator entry) and pretrain, resuming what a previous run left."""
-        from ..train import PretrainConfig, pretrain
-
         if (run_dir / "summary.json").exists():
             return
         if entry.kind == "generator":
             gen = self.generate(entry, Path(cfg["data"]), cfg["seed"])
             if gen["gen_seconds"] is not None:  # keep the first (complete) generation's timing
-                _write_json(run_dir / TIMINGS_FILE, gen)
+                write_json(run_dir / TIMINGS_FILE, gen)
         _log(f"pretraining {entry.key} (seed {cfg['seed']}) -> {run_dir}")
         resume = (run_dir / "config.yaml").exists()
         pretrain(PretrainConfig(**cfg, out=str(run_dir), resume=resume, progress=self.progress))
@@ -358,8 +357,6 @@ class SuiteRun:
         return {k: v for k, v in out.items() if v is not None}
 
     def generate(self, entry: Entry, path: Path, seed: int) -> dict[str, Any]:
-        from ..data.writer import generate_dataset
-
         over = self.generator_overrides(entry, seed)
         n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
         _log(f"generating {n} images of {entry.key} -> {path}")
@@ -384,8 +381,6 @@ class SuiteRun:
     def probe_entry(self, entry: Entry, ds: EvalDataset, encoder: str, seed: int,
                     timings: dict[str, Any] | None = None) -> dict[str, Any]:
         """Probe (or read the cached probe of) one encoder; the entry's timings are stored with the result."""
-        from ..eval import probe
-
         path = self.probe_path(entry, ds, encoder, seed)
         timings = timings or {}
         if path.exists():
@@ -393,7 +388,7 @@ class SuiteRun:
             result.setdefault("suite", {})
             if any(result["suite"].get(k) != v for k, v in timings.items()):  # timings found after the probe
                 result["suite"].update(timings)
-                _write_json(path, result)
+                write_json(path, result)
         else:
             _log(f"probing {entry.key} on {ds.name}")
             cfg = self.probe_config(ds, encoder, seed)
@@ -408,7 +403,7 @@ class SuiteRun:
                 result["bn_recalibrated"] = {"metrics": {k: bn["metrics"][k] for k in BN_METRICS},
                                              "bn_recalibrate": bn["bn_recalibrate"], "timings_s": bn["timings_s"]}
             result["suite"] = {"entry": entry.key, "family": entry.family, "profile": self.profile.name, **timings}
-            _write_json(path, result)
+            write_json(path, result)
         m = result["metrics"]
         row = {
             "entry": entry.key, "family": entry.family, "kind": entry.kind, "dataset": ds.name, "seed": seed,
@@ -474,8 +469,6 @@ def run_suite(
     Raises:
         UserError: unknown profile, entry pattern or dataset.
     """
-    from .report import write_report
-
     prof = get_profile(profile)
     entries = select_entries(prof, only, exclude)
     dsets = parse_datasets(datasets)
@@ -501,7 +494,7 @@ def run_suite(
         for s in seeds:
             rows.extend(run.run_entry(entry, dsets, s))
     rows_path = out_dir / "rows.jsonl"
-    _write_text(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
     summary = write_report(rows, out_dir, prof.name, [d.name for d in dsets], prof.description)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     return summary
@@ -509,8 +502,6 @@ def run_suite(
 
 @functools.lru_cache(maxsize=None)
 def _count_images(folder: str) -> int:
-    from ..data.imagefolder import scan_image_folder
-
     return len(scan_image_folder(Path(folder))[1])
 
 
@@ -519,13 +510,3 @@ def _entry(key: str) -> Entry:
         if e.key == key:
             return e
     raise UserError(f"unknown suite entry {key!r}")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    from ..data.atomic import atomic_write_text
-
-    atomic_write_text(path, text)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 from collections.abc import Sequence
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .atomic import atomic_path
+from ..fileio import atomic_path
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 CACHE_FORMAT_VERSION = 1
@@ -51,7 +51,6 @@ class LabeledImages:
         bad_files: image files that could not be decoded (skipped only with ``skip_bad_images``).
         root: the folder that was read.
     """
-
     images: np.ndarray
     labels: np.ndarray
     classes: list[str]

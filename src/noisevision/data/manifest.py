@@ -1,7 +1,6 @@
 """The ``manifest.json`` of a generated dataset, and its on-disk layout.
 
 Layout of ``DIR`` (``--format jpeg|png``, the official ImageFolder layout)::
-
     DIR/manifest.json
     DIR/train/00000/00000000.jpg ... DIR/train/00001/00001000.jpg ...   (buckets of 1000)
     DIR/labels.npy                       (only for generators with labels, e.g. fractal/ifs)
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .atomic import atomic_write_text
+from ..fileio import atomic_write_text
 
 MANIFEST = "manifest.json"
 STATE_DIR = ".noisevision"

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..generators import create_generator
 from ..rng import image_rng
+from .imagefolder import load_image_folder
 
 GEN_PREFIX = "gen:"
 
@@ -116,8 +118,6 @@ class GeneratorSource(ImageSource):
         self, name: str, num_images: int, image_size: int, seed: int, fixed: bool, device: str = "cpu",
         params: dict[str, Any] | None = None,
     ) -> None:
-        from ..generators import create_generator
-
         self.generator = create_generator(name, **(params or {}))
         self.fixed = bool(fixed)
         self.device = device if self.generator.uses_torch else "cpu"  # numpy renderers run on the CPU
@@ -192,8 +192,6 @@ def open_source(
             if image_size is not None and image_size != source.image_size:
                 raise UserError(f"{npy} holds {source.image_size} px images but --image-size is {image_size}")
         elif path.is_dir():
-            from .imagefolder import load_image_folder
-
             size = image_size or min_size
             loaded = load_image_folder(
                 path, _folder_split(path), size, cache_dir=cache_dir, skip_bad_images=True, progress=progress

@@ -14,13 +14,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from .. import _env  # noqa: F401  (OMP settings before torch)
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, Sampler  # noqa: E402
-
-from .sources import ImageSource  # noqa: E402
+from .sources import ImageSource
 
 
 class EpochBatches(Dataset):

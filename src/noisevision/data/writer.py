@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from .. import __version__
+from .._version import __version__
+from ..accel import select_device
 from ..errors import UserError
+from ..fileio import atomic_path, atomic_write_text, user_os_error
 from ..generators import Generator, create_generator
-from .atomic import atomic_path, atomic_write_text, user_os_error
+from ..generators.base import check_seed, check_size, params_to_dict
 from .manifest import (
     BUCKET_SIZE,
     FORMATS,
@@ -93,16 +96,8 @@ def parse_shard(shard: str | tuple[int, int] | None, environ: dict[str, str] | N
 
 
 def resolve_device(device: str | None) -> str:
-    if device in (None, "", "auto"):
-        try:
-            import torch
-
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:  # pragma: no cover - torch is a dependency
-            return "cpu"
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise UserError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
-    return str(device)
+    """The render device's name; ``auto``/None -> ``cuda`` when available, else ``cpu``."""
+    return str(select_device(device or None))
 
 
 # ------------------------------------------------------------------ worker side
@@ -114,12 +109,7 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(name: str, overrides: dict[str, Any], threads: int) -> None:
     """Build the generator once per worker process."""
     if threads > 0:
-        try:
-            import torch
-
-            torch.set_num_threads(threads)
-        except ImportError:  # pragma: no cover
-            pass
+        torch.set_num_threads(threads)
     _WORKER["gen"] = create_generator(name, **overrides)
 
 
@@ -376,7 +366,6 @@ def generate_dataset(
     device = resolve_device(device)
     overrides = dict(params or {})
     gen = create_generator(generator, **overrides)  # validates name, params
-    from ..generators.base import check_seed, check_size, params_to_dict
 
     check_size(size)
     check_seed(seed)
@@ -385,8 +374,6 @@ def generate_dataset(
 
     out = Path(out)
     layout = Layout(out, format, BUCKET_SIZE)
-    import torch
-
     manifest: dict[str, Any] = {
         "noisevision_dataset": 1,
         "generator": generator,

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-from .. import _env  # noqa: F401  (OMP settings before torch)
 from .features import extract_features, recalibrate_batchnorm
 from .knn import knn_accuracy, knn_predict_scores
 from .linear import fit_linear_probe, fit_logistic_regression, softmax_xent_and_grad, topk_accuracy

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from .. import accel
+from ..augment import AUG_PRESETS, NormalizeOnly, get_aug_config
+from ..errors import UserError
 from ..models import Encoder
 
 DEFAULT_PRESET = "small"
@@ -28,9 +30,6 @@ def normalization_for(meta: Mapping[str, Any] | None) -> tuple[str, tuple[float,
     ``mean``/``std``); a random-init encoder, or a preset this version does not
     know, uses the paper's small-scale (STL-10) statistics.
     """
-    from ..augment import AUG_PRESETS, get_aug_config
-    from ..errors import UserError
-
     config = dict((meta or {}).get("config") or {})
     preset = str(config.get("aug") or DEFAULT_PRESET)
     if preset not in AUG_PRESETS:
@@ -46,8 +45,6 @@ def normalization_for(meta: Mapping[str, Any] | None) -> tuple[str, tuple[float,
 def eval_transform(size: int, mean: tuple[float, ...], std: tuple[float, ...], resize_ratio: float = 1.0) -> nn.Module:
     """Deterministic uint8 (B, H, W, 3) -> normalised (B, 3, size, size): resize the shorter side to
     ``size * resize_ratio``, centre-crop ``size`` (ratio 1: plain resize; the paper's test uses 70/64)."""
-    from ..augment import NormalizeOnly
-
     return NormalizeOnly(size, mean, std, resize_ratio)
 
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .linear import topk_accuracy
+
 
 def knn_predict_scores(
     train: torch.Tensor,
@@ -52,7 +54,5 @@ def knn_accuracy(
     ks: Sequence[int] = (1, 5),
 ) -> dict[int, float]:
     """Top-k accuracies (percent) of the weighted kNN classifier."""
-    from .linear import topk_accuracy
-
     scores = knn_predict_scores(train, train_labels, test, n_classes, k=k, temperature=temperature)
     return topk_accuracy(scores, test_labels, ks=ks)

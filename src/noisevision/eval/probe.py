@@ -36,12 +36,15 @@ import torch
 from torch import nn
 
 from .. import accel
+from ..augment import build_augmentation
 from ..data.imagefolder import LabeledImages
 from ..data.roots import DEFAULT_TEST_SPLIT, DatasetSource, load_split, resolve_dataset
 from ..errors import UserError
+from ..fileio import write_json
 from ..models import Encoder, create_encoder, load_encoder
+from ..parsing import parse_kv
 from ..rng import torch_generator, torch_seed
-from .features import extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm, to_model_input
+from .features import embed, extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm, to_model_input
 from .knn import knn_accuracy
 from .linear import fit_linear_probe, standardize, topk_accuracy
 from .metrics import alignment_uniformity
@@ -153,25 +156,14 @@ def _seeded_torch(seed: int, purpose: str) -> Iterator[None]:
         yield
 
 
-def _coerce(value: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(value.lower(), value)
-
-
 def parse_random_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``random:resnet18:stem=cifar,width=0.5`` -> ("resnet18", {"stem": "cifar", "width": 0.5})."""
     body = spec[len(RANDOM_PREFIX):]
     arch, _, kw = body.partition(":")
-    kwargs: dict[str, Any] = {}
-    for item in filter(None, kw.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"bad encoder spec {spec!r}: expected random:<arch>[:key=value,...]")
-        kwargs[key.strip()] = _coerce(value.strip())
+    try:
+        kwargs = parse_kv([item for item in kw.split(",") if item], "encoder argument")
+    except UserError:
+        raise UserError(f"bad encoder spec {spec!r}: expected random:<arch>[:key=value,...]") from None
     if not arch:
         raise UserError(f"bad encoder spec {spec!r}: expected random:<arch>[:key=value,...]")
     return arch, kwargs
@@ -243,7 +235,6 @@ def _paper_linear(
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from ..augment import build_augmentation
 
     crop_flip = build_augmentation(
         preset, size, scale=(0.08, 1.0), brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, jitter_p=0.0,
@@ -289,9 +280,6 @@ def _paper_linear(
 
 def _align_uniform(encoder: Encoder, test: LabeledImages, size: int, mean, std, cfg: ProbeConfig, device: torch.device) -> dict:
     """Alignment / uniformity of the embedding on two ``small``-preset views of up to ``align_images`` test images."""
-    from ..augment import build_augmentation
-    from .features import embed
-
     n = min(cfg.align_images, len(test))
     if n < 2:
         return {"alignment": None, "uniformity": None, "align_images": n}
@@ -409,8 +397,6 @@ def probe(config: ProbeConfig | None = None, out: str | os.PathLike | None = Non
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if out is not None:
-        from ..bench.report import write_json
-
         write_json(out, result)
     return result
 

@@ -16,15 +16,16 @@ A generator family module defines
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+import importlib
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import UserError, did_you_mean
+from ..errors import UserError
+from ..parsing import parse_kv, resolve_params
 from ..registry import Registry
 
 MIN_SIZE = 8
@@ -130,78 +131,9 @@ def dynamic_prefixes() -> dict[str, str]:
 # ---------------------------------------------------------------- parameters
 
 
-def _coerce(value: Any, annotation: Any, name: str) -> Any:
-    """Convert a CLI string (or YAML value) to the dataclass field's type."""
-    if isinstance(annotation, str):  # postponed annotations
-        annotation = eval(annotation, vars(typing), {})  # noqa: S307 - our own source annotations
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
-        non_none = [a for a in args if a is not type(None)]
-        return _coerce(value, non_none[0], name)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        s = str(value).lower()
-        if s in ("1", "true", "yes", "on"):
-            return True
-        if s in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    if annotation in (int, float, str):
-        if annotation is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        if annotation is int and isinstance(value, str):
-            f = float(value)
-            if not f.is_integer():
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-            return int(f)
-        return annotation(value)
-    if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value)
-        if args and args[-1] is not Ellipsis and len(items) != len(args):
-            raise ValueError(f"{name} needs {len(args)} comma-separated values, got {value!r}")
-        types_ = [args[0]] * len(items) if (args and args[-1] is Ellipsis) else list(args)
-        return tuple(_coerce(v.strip() if isinstance(v, str) else v, t, name) for v, t in zip(items, types_))
-    return value
-
-
-def resolve_params(params_cls: type, defaults: dict[str, Any], overrides: dict[str, Any], where: str) -> Any:
-    """Build a params instance from variant defaults plus (possibly string) overrides."""
-    fields = {f.name: f for f in dataclasses.fields(params_cls)}
-    hints = typing.get_type_hints(params_cls)
-    values = dict(defaults)
-    for key, raw in overrides.items():
-        key_ = key.replace("-", "_")
-        if key_ not in fields:
-            raise UserError(
-                f"{where} has no parameter {key!r}{did_you_mean(key_, fields)}; "
-                f"its parameters are: {', '.join(fields)}"
-            )
-        try:
-            values[key_] = _coerce(raw, hints[key_], key_)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{where}: bad value for {key_}: {exc}") from None
-    try:
-        return params_cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{where}: {exc}") from None
-
-
 def parse_param_overrides(items: Iterable[str] | None) -> dict[str, str]:
-    """Parse CLI ``key=value`` strings into a dict (values stay strings)."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(f"parameter override {item!r} must look like key=value")
-        k, v = item.split("=", 1)
-        if not k.strip():
-            raise UserError(f"parameter override {item!r} has an empty name")
-        out[k.strip()] = v.strip()
-    return out
+    """Parse CLI ``key=value`` strings into a dict (values stay strings, typed by :func:`resolve_params`)."""
+    return parse_kv(items, "parameter override", typed=False)
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:
@@ -311,10 +243,32 @@ def get_spec(name: str) -> GeneratorSpec:
     return GENERATORS.get(name)
 
 
-def _ensure_loaded() -> None:
-    from . import _load_all  # registers every family module on first use
+# Family modules, imported on first use of the registry (the order is the listing order).
+# Adding a generator family: its module, and its name here.
+FAMILY_MODULES: tuple[str, ...] = (
+    "dead_leaves",
+    "statistical",
+    "stylegan",
+    "feature_vis",
+    "fractal",
+    "combinators",
+)
 
-    _load_all()
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    """Import every family module (and ``NOISEVISION_PLUGINS``) once, so their variants are registered."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in FAMILY_MODULES:
+        importlib.import_module(f"{__package__}.{mod}")
+    # Third-party generators: NOISEVISION_PLUGINS="pkg.module,other.module" is imported
+    # too (also in worker processes, which inherit the environment).
+    for mod in filter(None, (m.strip() for m in os.environ.get("NOISEVISION_PLUGINS", "").split(","))):
+        importlib.import_module(mod)
 
 
 def split_name_list(names: str | Sequence[str]) -> list[str]:

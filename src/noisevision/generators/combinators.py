@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, did_you_mean
+from ..parsing import resolve_params
 from ..rng import image_rng
-from .base import GENERATORS, Generator, GeneratorSpec, create_generator, register_dynamic, resolve_params
+from .base import GENERATORS, Generator, GeneratorSpec, create_generator, register_dynamic
 
 MIXUP_PREFIX = "mixup/"
 MIX_PREFIX = "mix:"

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
+from ..models import Encoder, SmallAlexNet, create_encoder, load_encoder
 from ..rng import image_rng, torch_generator, torch_seed
 from .base import register_generator
 
 if TYPE_CHECKING:  # torch is imported lazily: listing generators must not pay for it
     from torch import Tensor
 
-    from ..models import Encoder
 
 SOURCES = ("random", "checkpoint")
 INIT_SD = 0.01
@@ -70,7 +70,6 @@ class FeatureVisParams:
         images_per_network: random networks: a fresh network every this many images (None: one network).
         chunk: images optimised together (fixed, so results do not depend on batching).
     """
-
     source: str = "random"
     checkpoint: str | None = None
     arch: str | None = "resnet50"
@@ -117,7 +116,6 @@ def _random_network(arch: str, stem: str, width: float, seed: int, group: int, d
     """Random-init encoder ``group`` of root ``seed``, eval mode, frozen."""
     import torch
 
-    from ..models import create_encoder
 
     kwargs = {"stem": stem, "width": width} if arch.startswith("resnet") else {}
     # the encoders initialise from torch's global generator: seed it inside a fork so nothing leaks out
@@ -129,8 +127,6 @@ def _random_network(arch: str, stem: str, width: float, seed: int, group: int, d
 
 @functools.lru_cache(maxsize=2)
 def _checkpoint_network(path: str, mtime_ns: int, arch: str | None, device: str) -> Encoder:
-    from ..models import load_encoder
-
     net, _ = load_encoder(path, map_location=device, expected_arch=arch)
     return net.eval().requires_grad_(False)
 
@@ -253,8 +249,6 @@ def spectra_to_rgb(spectra: Tensor) -> Tensor:
 def network_input_size(net: Encoder, size: int) -> int:
     """Side of the warped views fed to ``net``: the transformed field of view, resampled to the
     native input size for encoders with fully connected layers on a fixed grid (SmallAlexNet)."""
-    from ..models import SmallAlexNet
-
     return net.input_size if isinstance(net, SmallAlexNet) else transformed_size(size)
 
 

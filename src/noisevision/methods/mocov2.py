@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import gather_no_grad
 from ..losses import info_nce_loss
 from ..models import Encoder, MoCoV2Head
-from ..train.distributed import gather_no_grad
 from .base import Method, default_head
 
 

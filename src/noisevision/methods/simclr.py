@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from ..distributed import gather_with_grad
 from ..losses import nt_xent_loss
 from ..models import Encoder, SimCLRHead
-from ..train.distributed import gather_with_grad
 from .base import Method, default_head
 
 

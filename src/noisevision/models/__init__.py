@@ -7,65 +7,12 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from .. import _env  # noqa: F401  (OMP settings before torch)
-from ..errors import UserError
-from ..registry import Registry
 from .base import Encoder, L2Normalize
-from .checkpoint import FORMAT, FORMAT_VERSION, save_encoder, load_encoder
+from .checkpoint import FORMAT, FORMAT_VERSION, load_encoder, save_encoder
+from .factory import ENCODERS, create_encoder, list_encoders
 from .heads import MoCoV2Head, ProjectionHead, SimCLRHead
 from .resnet import BasicBlock, Bottleneck, ResNet
 from .smallalexnet import SmallAlexNet
-
-ENCODERS: Registry[Callable[..., Encoder]] = Registry("encoder")
-
-
-@ENCODERS.decorator("smallalexnet")
-def smallalexnet(input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0) -> Encoder:
-    """The paper's small-scale encoder for 64 px input (fc6 sees 192x7x7)."""
-    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, width=width, arch="smallalexnet")
-
-
-@ENCODERS.decorator("smallalexnet32")
-def smallalexnet32(input_size: int = 32, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0) -> Encoder:
-    """SmallAlexNet for 32 px input: same layers, fc6 sees 192x3x3."""
-    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, width=width, arch="smallalexnet32")
-
-
-@ENCODERS.decorator("resnet18")
-def resnet18(stem: str = "imagenet", width: float = 1.0) -> Encoder:
-    """ResNet-18 (BasicBlock, 2-2-2-2), 512*width-d features."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), arch="resnet18", stem=stem, width=width)
-
-
-@ENCODERS.decorator("resnet50")
-def resnet50(stem: str = "imagenet", width: float = 1.0) -> Encoder:
-    """ResNet-50 (Bottleneck, 3-4-6-3), 2048*width-d features."""
-    return ResNet(Bottleneck, (3, 4, 6, 3), arch="resnet50", stem=stem, width=width)
-
-
-def create_encoder(arch: str, **kwargs: Any) -> Encoder:
-    """Build a registered encoder; keyword arguments that are ``None`` mean "the default".
-
-    Raises:
-        UserError: unknown architecture, unknown or invalid keyword argument.
-    """
-    builder = ENCODERS.get(arch)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    try:
-        return builder(**kwargs)
-    except TypeError as exc:
-        raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
-    except ValueError as exc:
-        raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
-
-
-def list_encoders(pattern: str = "*") -> list[str]:
-    """Registered encoder names matching a shell wildcard."""
-    return ENCODERS.names(pattern)
-
 
 __all__ = [
     "ENCODERS", "FORMAT", "FORMAT_VERSION", "BasicBlock", "Bottleneck", "Encoder", "L2Normalize", "MoCoV2Head",

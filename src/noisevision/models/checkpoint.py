@@ -1,7 +1,6 @@
 """The encoder checkpoint format: a plain dict loadable with ``torch.load(weights_only=True)``.
 
 ::
-
     {"format": "noisevision-encoder", "format_version": 1,
      "arch": "smallalexnet", "arch_kwargs": {...},
      "state_dict": {name: tensor}, "meta": {...plain types...}}
@@ -16,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.atomic import atomic_path
 from ..errors import UserError
+from ..fileio import atomic_path
 from .base import Encoder
+from .factory import create_encoder
 
 FORMAT = "noisevision-encoder"
 FORMAT_VERSION = 1
@@ -77,8 +77,6 @@ def load_encoder(
         UserError: missing or unreadable file, not a noisevision encoder, newer format,
             architecture other than ``expected_arch``, or weights that do not fit.
     """
-    from . import create_encoder  # late import: the registry module imports this one
-
     path = Path(path)
     if path.is_dir():
         path = path / RUN_DIR_FILE

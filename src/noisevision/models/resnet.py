@@ -7,8 +7,8 @@ for small images. ``forward`` returns the global-average-pooled features
 """
 from __future__ import annotations
 
-from torch import nn
 import torch
+from torch import nn
 
 from .base import Encoder
 from .fastconv import FastConv2d

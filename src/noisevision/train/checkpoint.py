@@ -1,7 +1,6 @@
 """The run directory: config, metrics and resumable training checkpoints.
 
 Layout of ``RUN_DIR``::
-
     config.yaml      the resolved PretrainConfig
     checkpoint.pt    latest training state (model, optimizer, step, RNG states), written atomically
     encoder.pt       the final encoder (noisevision.models.save_encoder format)
@@ -18,14 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import _env  # noqa: F401  (OMP settings before torch)
+import torch
+import yaml
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-from ..data.atomic import atomic_path, atomic_write_text  # noqa: E402
-from ..errors import UserError  # noqa: E402
-from .config import PretrainConfig  # noqa: E402
+from ..errors import UserError
+from ..fileio import atomic_path, atomic_write_text
+from .config import PretrainConfig, build_config
 
 CHECKPOINT_FORMAT = "noisevision-pretrain-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -50,8 +47,6 @@ class RunDir:
         """The saved config, or None if there is none."""
         if not self.config.is_file():
             return None
-        from .config import build_config
-
         return build_config(self.config)
 
     def trim_metrics(self, last_step: int) -> None:

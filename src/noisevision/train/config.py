@@ -13,14 +13,13 @@ batch is global, so the rate does not depend on the number of processes.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..errors import UserError
+from ..parsing import load_yaml, parse_kv, resolve_params
 
 LR_SCHEDULES = ("step", "cosine", "constant")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -60,7 +59,6 @@ class PretrainConfig:
         log_every, save_every: steps between metric lines / mid-epoch checkpoints (0 = never).
         progress: show a progress bar (None: when stderr is a terminal).
     """
-
     data: str = ""
     num_images: int | None = None
     fixed: bool = False
@@ -162,8 +160,6 @@ def lr_at(config: PretrainConfig, step: int, steps_per_epoch: int) -> float:
     Being pure (no scheduler object) makes a resumed run follow exactly the
     schedule of an uninterrupted one.
     """
-    import math
-
     epoch_float = step / steps_per_epoch
     peak = config.scaled_lr
     if config.warmup_epochs > 0 and epoch_float < config.warmup_epochs:
@@ -182,41 +178,6 @@ def lr_at(config: PretrainConfig, step: int, steps_per_epoch: int) -> float:
 # ---------------------------------------------------------------------- YAML and flags
 
 
-def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a config YAML into a dict (UserError if missing or not a mapping)."""
-    path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read config file {path}: {str(exc).splitlines()[0]}") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise UserError(f"config file {path} must hold a mapping of field: value")
-    return values
-
-
-def parse_kwargs(items: list[str] | dict[str, Any] | None, name: str) -> dict[str, Any]:
-    """``["temperature=0.2", "stem=cifar"]`` -> ``{"temperature": 0.2, "stem": "cifar"}`` (YAML-typed values)."""
-    if items is None:
-        return {}
-    if isinstance(items, dict):
-        return dict(items)
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"{name} entry {item!r} must look like key=value")
-        try:
-            parsed = yaml.safe_load(value.strip()) if value.strip() else None
-        except yaml.YAMLError:
-            parsed = value.strip()
-        out[key.strip().replace("-", "_")] = parsed
-    return out
-
-
 def build_config(
     config_file: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
@@ -228,8 +189,6 @@ def build_config(
     already holds ``config.yaml``, that file is the base, so ``--resume --out
     RUN`` alone continues a run.
     """
-    from ..generators.base import resolve_params
-
     overrides = {k.replace("-", "_"): v for k, v in (overrides or {}).items() if v is not None}
     file_values = {k.replace("-", "_"): v for k, v in (load_yaml(config_file) if config_file else {}).items()}
     merged = {**file_values, **overrides}
@@ -240,7 +199,7 @@ def build_config(
             merged = {**load_yaml(saved), **merged}
     for name in ("gen_params", "arch_kwargs", "method_kwargs", "aug_kwargs"):
         if name in merged:
-            merged[name] = parse_kwargs(merged[name], name)
+            merged[name] = parse_kv(merged[name], name)
     return resolve_params(PretrainConfig, {}, merged, "pretrain config")
 
 

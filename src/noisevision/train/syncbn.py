@@ -9,11 +9,9 @@ so gradients through the shared statistics are exact too.
 """
 from __future__ import annotations
 
-from .. import _env  # noqa: F401  (OMP settings before torch)
-
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import torch.distributed as dist
+from torch import nn
 
 
 class _AllReduceSum(torch.autograd.Function):

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..accel import select_device
-from ..errors import UserError
+from .accel import select_device
+from .errors import UserError
 
 
 @dataclass(frozen=True)

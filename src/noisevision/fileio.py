@@ -1,14 +1,19 @@
-"""Atomic file writes: a file appears under its final name only when complete."""
+"""File writing for every layer: a file appears under its final name only when complete.
+
+Atomic byte/text writes, JSON, and OS errors turned into one-line user errors.
+"""
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from ..errors import UserError
+from .errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -51,6 +56,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON (non-JSON values such as paths become strings), atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _user_os_error(exc: OSError, path: Path) -> UserError:

@@ -1,0 +1,165 @@
+"""Typed ``key=value`` parsing, shared by every layer.
+
+One set of rules turns user text into values, so ``width=0.5`` means the same
+in ``generate -p``, ``pretrain --arch-kwargs``, ``random:<arch>:width=0.5`` and
+a YAML config:
+
+* :func:`parse_value` types a free-standing string (no declared type):
+  ``none``/``null``/empty -> None, ``true``/``false`` (``yes``/``no``,
+  ``on``/``off``) -> bool, integers, floats (``1e-3`` too), ``[...]``/``{...}``
+  as YAML; anything else stays a string.
+* :func:`coerce` converts a value to a dataclass field's annotation.
+* :func:`parse_kv` splits ``["k=v", ...]`` into a dict.
+* :func:`resolve_params` builds a validated frozen dataclass from defaults
+  plus (possibly string) overrides; :func:`load_yaml` reads a config file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError, did_you_mean
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_NONE = ("none", "null", "~", "")
+
+
+def parse_value(text: str) -> Any:
+    """Type a string without a declared type (see the module docstring for the rules)."""
+    s = text.strip()
+    low = s.lower()
+    if low in _NONE:
+        return None
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for cast in (int, float):
+        try:
+            return cast(s)
+        except ValueError:
+            pass
+    if s[:1] in ("[", "{"):
+        try:
+            return yaml.safe_load(s)
+        except yaml.YAMLError:
+            return s
+    return s
+
+
+def parse_kv(items: Iterable[str] | Mapping[str, Any] | None, name: str, typed: bool = True) -> dict[str, Any]:
+    """``["temperature=0.2", "stem=cifar"]`` -> ``{"temperature": 0.2, "stem": "cifar"}``.
+
+    ``typed=False`` keeps the values as strings (for fields whose type is known
+    later, see :func:`coerce`). A mapping is returned as a dict unchanged.
+    Dashes in keys become underscores.
+
+    Raises:
+        UserError: an item without ``=`` or with an empty key.
+    """
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{name} {item!r} must look like key=value")
+        out[key.strip().replace("-", "_")] = parse_value(value) if typed else value.strip()
+    return out
+
+
+def coerce(value: Any, annotation: Any, name: str) -> Any:
+    """Convert a CLI string (or YAML value) to the dataclass field's type.
+
+    Raises:
+        ValueError: the value does not fit the type.
+    """
+    if isinstance(annotation, str):  # postponed annotations
+        annotation = eval(annotation, vars(typing), {})  # noqa: S307 - our own source annotations
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+            if type(None) in args:
+                return None
+        non_none = [a for a in args if a is not type(None)]
+        return coerce(value, non_none[0], name)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        s = str(value).lower()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if annotation in (int, float, str):
+        if annotation is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if annotation is int and isinstance(value, str):
+            f = float(value)
+            if not f.is_integer():
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            return int(f)
+        return annotation(value)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        if args and args[-1] is not Ellipsis and len(items) != len(args):
+            raise ValueError(f"{name} needs {len(args)} comma-separated values, got {value!r}")
+        types_ = [args[0]] * len(items) if (args and args[-1] is Ellipsis) else list(args)
+        return tuple(coerce(v.strip() if isinstance(v, str) else v, t, name) for v, t in zip(items, types_))
+    if origin is dict and isinstance(value, (list, tuple, str)):
+        return parse_kv([value] if isinstance(value, str) else value, name)
+    return value
+
+
+def resolve_params(params_cls: type, defaults: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> Any:
+    """Build a ``params_cls`` instance from defaults plus (possibly string) overrides.
+
+    Raises:
+        UserError: unknown field (with a did-you-mean), a value of the wrong type, or a failed validation.
+    """
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    hints = typing.get_type_hints(params_cls)
+    values = dict(defaults)
+    for key, raw in overrides.items():
+        key_ = key.replace("-", "_")
+        if key_ not in fields:
+            raise UserError(
+                f"{where} has no parameter {key!r}{did_you_mean(key_, fields)}; "
+                f"its parameters are: {', '.join(fields)}"
+            )
+        try:
+            values[key_] = coerce(raw, hints[key_], key_)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{where}: bad value for {key_}: {exc}") from None
+    try:
+        return params_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a config YAML into a dict (UserError if missing or not a mapping)."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read config file {path}: {str(exc).splitlines()[0]}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping of field: value")
+    return values

@@ -130,6 +130,23 @@ def test_cache_keys_do_not_depend_on_the_output_location(tmp_path):
         SuiteRun(cpu, tmp_path).run_dir_for(_entry("stat/spectrum"), None, 1)[0].name.split("-")[-1]
 
 
+def test_stored_results_name_no_machine_paths(tmp_path):
+    """Entry JSONs store paths relative to the output folder and the evaluation data by its name."""
+    from noisevision.bench.suite import SuiteRun
+
+    out = tmp_path / "results"
+    run = SuiteRun(get_profile("cpu"), out, data_root=str(tmp_path / "datasets"))
+    result = {"encoder": {"path": str(out.resolve() / "runs" / "x-s0-abc"), "spec": "random:smallalexnet32"},
+              "dataset": {"path": "/cache/datasets/cifar10"},
+              "encoder_config": {"data": "/cache/datasets/cifar10/train", "gen_params": [str(out / "runs" / "y")]},
+              "config": {"data_root": str(tmp_path / "datasets")}}
+    portable = run.portable_result(result, "/cache/datasets/cifar10", "cifar10")
+    assert portable == {"encoder": {"path": "runs/x-s0-abc", "spec": "random:smallalexnet32"},
+                        "dataset": {"path": "cifar10"},
+                        "encoder_config": {"data": "cifar10/train", "gen_params": ["runs/y"]},
+                        "config": {"data_root": "$NOISEVISION_DATA"}}
+
+
 def test_report_maths_spearman_gap_and_seed_spread(tmp_path):
     rows = [
         _row("baseline/random-init", 50.0, kind="random", family="baseline"),
@@ -233,12 +250,14 @@ def test_committed_cpu_results_rebuild_without_training(tmp_path, data_root, cap
     from noisevision.bench.suite import SuiteRun
 
     def refuse(*args, **kwargs):
-        raise AssertionError("a committed result was not found: the cpu profile's cache keys changed (profile, "
-                             "generator or package version); re-run it into docs/results/cpu and commit the results")
+        raise AssertionError("a committed result was not found: the cpu profile's cache keys changed (profile "
+                             "or generator settings); re-run it into docs/results/cpu and commit the results")
 
     monkeypatch.setattr(SuiteRun, "pretrain_entry", refuse)
     monkeypatch.setattr(suite, "probe", refuse)
     committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu"
+    for path in committed.glob("entries/*/*.json"):  # no machine's absolute paths in committed results
+        assert '"/' not in path.read_text(), f"{path} holds an absolute path"
     out = tmp_path / "cpu"
     shutil.copytree(committed, out, ignore=shutil.ignore_patterns("data", "runs"))
     args = ["bench", "--profile", "cpu", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),

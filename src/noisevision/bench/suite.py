@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._version import __version__
 from ..data.imagefolder import scan_image_folder
 from ..data.roots import resolve_dataset
 from ..data.writer import generate_dataset
@@ -323,16 +322,49 @@ class SuiteRun:
             portable_data = f"{source.name}/{source.train_split}"
             n = _count_images(data)  # scales its epochs so it takes as many steps as a synthetic entry
         else:
-            over = self.generator_overrides(entry, seed)
-            n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
-            gen_cfg = {"generator": entry.key, "params": over, "n": n, "size": self.profile.image_size,
-                       "seed": seed, "version": __version__}
+            gen_cfg = self.generator_config(entry, seed)
+            n = gen_cfg["n"]
             portable_data = f"{entry.slug}-{self.portable_hash(gen_cfg)}"
             data = str(self.out / "data" / portable_data)
         cfg = self.pretrain_config(entry, data, seed, n if n != self.profile.num_images else None)
         key = self.portable_hash({**cfg, "data": portable_data, "device": None})
         run_dir = self.out / "runs" / f"{entry.slug}{'-' + source.slug if source else ''}-s{seed}-{key}"
         return run_dir, cfg
+
+    def generator_config(self, entry: Entry, seed: int) -> dict[str, Any]:
+        """What defines a generator entry's dataset (its cache key): not the package version, not a path.
+
+        A release that changes a generator's images changes its parameters or name, so results
+        committed under one version are found again by the next.
+        """
+        n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
+        return {"generator": entry.key, "params": self.generator_overrides(entry, seed), "n": n,
+                "size": self.profile.image_size, "seed": seed}
+
+    def portable_result(self, result: Any, dataset_path: str | None = None, dataset_name: str | None = None) -> Any:
+        """``result`` with machine-specific paths made portable: paths under ``out`` become relative to it,
+        the evaluation dataset's folder becomes the dataset's name (so committed JSONs name no machine)."""
+        prefixes = [(p, "") for p in sorted({str(self.out.resolve()), str(self.out)}, key=len, reverse=True)]
+        if dataset_path and dataset_name:
+            prefixes.insert(0, (str(dataset_path), dataset_name))
+        if self.data_root:
+            prefixes += [(str(Path(self.data_root).resolve()), "$NOISEVISION_DATA"), (str(self.data_root), "$NOISEVISION_DATA")]
+
+        def fix(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: fix(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [fix(v) for v in value]
+            if isinstance(value, str):
+                for prefix, replacement in prefixes:
+                    if value == prefix:
+                        return replacement or "."
+                    if value.startswith(prefix + "/"):
+                        rest = value[len(prefix) + 1:]
+                        return f"{replacement}/{rest}" if replacement else rest
+            return value
+
+        return fix(result)
 
     def pretrain_entry(self, entry: Entry, cfg: dict[str, Any], run_dir: Path) -> None:
         """Generate the data (if a generator entry) and pretrain, resuming what a previous run left."""
@@ -403,6 +435,7 @@ class SuiteRun:
                 result["bn_recalibrated"] = {"metrics": {k: bn["metrics"][k] for k in BN_METRICS},
                                              "bn_recalibrate": bn["bn_recalibrate"], "timings_s": bn["timings_s"]}
             result["suite"] = {"entry": entry.key, "family": entry.family, "profile": self.profile.name, **timings}
+            result = self.portable_result(result, result["dataset"]["path"], ds.name)
             write_json(path, result)
         m = result["metrics"]
         row = {

@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 
 import noisevision
-from noisevision.bench.report import markdown_table, update_markdown_section, write_json
+from noisevision.comparison.report import markdown_table, update_markdown_section, write_json
 from noisevision.generators import create_generator, get_spec, list_generators
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import noisevision  # noqa: E402,F401
-from noisevision.bench.report import markdown_table, update_markdown_section, write_json
+from noisevision.comparison.report import markdown_table, update_markdown_section, write_json
 from noisevision.data.roots import load_split, resolve_dataset
 from noisevision.eval import probe
 

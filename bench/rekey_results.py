@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from noisevision.bench.suite import Entry, SuiteRun, _entry, get_profile, parse_datasets, select_entries
+from noisevision.comparison.suite import Entry, SuiteRun, _entry, get_profile, parse_datasets, select_entries
 from noisevision.fileio import atomic_write_text, write_json
 
 OLD_VERSION = "0.1.0"

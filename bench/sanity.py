@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import noisevision  # noqa: E402,F401
-from noisevision.bench.report import markdown_table, write_json
+from noisevision.comparison.report import markdown_table, write_json
 from noisevision.eval import probe
 from noisevision.fileio import atomic_write_text
 

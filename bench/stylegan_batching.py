@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import noisevision as nv  # first: sets OMP_WAIT_POLICY before torch is imported
-from noisevision.bench.report import markdown_table, update_markdown_section, write_json
+from noisevision.comparison.report import markdown_table, update_markdown_section, write_json
 from noisevision.generators import stylegan
 
 

@@ -38,7 +38,7 @@ import torch
 import noisevision  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE before torch)
 from noisevision.accel import autocast, autocast_dtype, to_channels_last, tune_cpu_allocator
 from noisevision.augment import STL10_MEAN, STL10_STD, build_augmentation
-from noisevision.bench.report import markdown_table, update_markdown_section, write_json
+from noisevision.comparison.report import markdown_table, update_markdown_section, write_json
 from noisevision.methods import create_method
 from noisevision.models import create_encoder
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from noisevision.bench.report import aggregate, comparison_summary, compute_time, write_report
-from noisevision.bench.suite import PAPER_FAMILIES, PROFILES, get_profile, paper_suite, select_entries
 from noisevision.cli import main
+from noisevision.comparison.report import aggregate, comparison_summary, compute_time, write_report
+from noisevision.comparison.suite import PAPER_FAMILIES, get_profile, list_profiles, paper_suite, select_entries
 from noisevision.errors import UserError
 
 
@@ -41,12 +41,12 @@ def test_select_entries():
         select_entries(cpu, only=["stylegan/orientd"])
     with pytest.raises(UserError, match="unknown profile"):
         get_profile("quik")
-    assert {"quick", "cpu", "paper-small"} <= set(PROFILES)
+    assert {"quick", "cpu", "paper-small"} <= set(list_profiles())
 
 
 def test_smaller_generator_datasets_train_for_the_same_number_of_steps(tmp_path):
     """feature-vis makes fewer images in the cpu profile; its epochs scale up so every entry trains as long."""
-    from noisevision.bench.suite import SuiteRun, _entry
+    from noisevision.comparison.suite import SuiteRun, _entry
 
     cpu = get_profile("cpu")
     run = SuiteRun(cpu, tmp_path)
@@ -65,7 +65,7 @@ def test_real_baseline_trains_for_the_same_number_of_steps(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from noisevision.bench.suite import EvalDataset, SuiteRun, _entry
+    from noisevision.comparison.suite import EvalDataset, SuiteRun, _entry
 
     for cls in ("a", "b"):
         (tmp_path / "real" / "train" / cls).mkdir(parents=True)
@@ -83,7 +83,7 @@ def test_real_baseline_trains_for_the_same_number_of_steps(tmp_path):
 def test_a_dependency_is_pretrained_only_while_its_dependent_has_probes_to_run(tmp_path, monkeypatch):
     """feature-vis/checkpoint needs the dead-leaves encoder; once its probe is on disk (a fresh checkout of the
     committed results), nothing is retrained."""
-    from noisevision.bench import suite
+    from noisevision.comparison import suite
 
     pretrained: list[str] = []
     monkeypatch.setattr(suite.SuiteRun, "pretrain_entry", lambda self, e, cfg, run_dir: pretrained.append(e.key))
@@ -106,7 +106,7 @@ def test_a_dependency_is_pretrained_only_while_its_dependent_has_probes_to_run(t
 
 
 def test_random_init_baseline_has_the_profile_architecture(tmp_path):
-    from noisevision.bench.suite import SuiteRun, _entry
+    from noisevision.comparison.suite import SuiteRun, _entry
     from noisevision.eval.probe import build_encoder
 
     run = SuiteRun(get_profile("cpu"), tmp_path)
@@ -117,7 +117,7 @@ def test_random_init_baseline_has_the_profile_architecture(tmp_path):
 
 def test_cache_keys_do_not_depend_on_the_output_location(tmp_path):
     """Committed results are found again from another checkout or --out path."""
-    from noisevision.bench.suite import SuiteRun, _entry
+    from noisevision.comparison.suite import SuiteRun, _entry
 
     cpu = get_profile("cpu")
     keys = []
@@ -132,7 +132,7 @@ def test_cache_keys_do_not_depend_on_the_output_location(tmp_path):
 
 def test_stored_results_name_no_machine_paths(tmp_path):
     """Entry JSONs store paths relative to the output folder and the evaluation data by its name."""
-    from noisevision.bench.suite import SuiteRun
+    from noisevision.comparison.suite import SuiteRun
 
     out = tmp_path / "results"
     run = SuiteRun(get_profile("cpu"), out, data_root=str(tmp_path / "datasets"))
@@ -189,7 +189,7 @@ def test_compute_time_counts_each_run_once_and_probes_per_dataset():
 
 
 def test_pretrain_time_of_a_resumed_run_counts_all_its_steps(tmp_path):
-    from noisevision.bench.suite import _pretrain_timing
+    from noisevision.comparison.suite import _pretrain_timing
 
     # 40 steps of 256 images; killed after step 20, resumed: the last process ran 20 steps in 40 s
     resumed = {"wall_s": 40.0, "steps": 40, "batch_size": 256, "images_per_s": 20 * 256 / 40.0}
@@ -208,15 +208,34 @@ def test_pretrain_time_of_a_resumed_run_counts_all_its_steps(tmp_path):
 
 
 def test_bench_cli_bad_input(capsys):
-    assert main(["bench", "--profile", "huge"]) == 2
+    assert main(["compare", "--profile", "huge"]) == 2
     assert "unknown profile" in capsys.readouterr().err
-    assert main(["bench", "--only", "nothing/*"]) == 2
+    assert main(["compare", "--only", "nothing/*"]) == 2
+    assert main(["bench", "--profile", "huge"]) == 2  # the old name still works for one release, with a note
+    assert "`bench` is now `compare`" in capsys.readouterr().err
+
+
+def test_a_profile_file_and_a_config_file(tmp_path, capsys):
+    """--profile takes a YAML file as well as a shipped name; --config takes the run's settings."""
+    import yaml
+
+    from noisevision.comparison.suite import PROFILE_DIR
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((PROFILE_DIR / "quick.yaml").read_text() + "epochs: 3\n")
+    assert get_profile(mine).epochs == 3 and get_profile(mine).name == "mine"
+    mine.write_text("epochz: 3\n")
+    with pytest.raises(UserError, match="did you mean: epochs"):
+        get_profile(mine)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"profile": "quick", "only": ["nothing/*"]}))
+    assert main(["compare", "--config", str(tmp_path / "run.yaml")]) == 2
+    assert "no suite entry matches 'nothing/*'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
     out = tmp_path / "quick"
-    args = ["bench", "--profile", "quick", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
+    args = ["compare", "--profile", "quick", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
             "--no-progress"]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -246,8 +265,8 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
 def test_committed_cpu_results_rebuild_without_training(tmp_path, data_root, capsys, monkeypatch):
     """docs/results/cpu holds only entry JSONs: re-running the profile there must find every one of them
     (cache keys unchanged by later code) and rewrite the same table without generating, training or probing."""
-    from noisevision.bench import suite
-    from noisevision.bench.suite import SuiteRun
+    from noisevision.comparison import suite
+    from noisevision.comparison.suite import SuiteRun
 
     def refuse(*args, **kwargs):
         raise AssertionError("a committed result was not found: the cpu profile's cache keys changed (profile "
@@ -260,7 +279,7 @@ def test_committed_cpu_results_rebuild_without_training(tmp_path, data_root, cap
         assert '"/' not in path.read_text(), f"{path} holds an absolute path"
     out = tmp_path / "cpu"
     shutil.copytree(committed, out, ignore=shutil.ignore_patterns("data", "runs"))
-    args = ["bench", "--profile", "cpu", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
+    args = ["compare", "--profile", "cpu", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
             "--no-progress"]
     assert main(args) == 0
     assert not (out / "runs").exists() and not (out / "data").exists()

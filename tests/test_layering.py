@@ -8,7 +8,7 @@ The layers, lowest first (a layer may import any layer listed before it):
 * data: datasets on disk, readers, online streams, contact sheets;
 * training parts: augmentations, losses, SSL methods;
 * train and eval;
-* compare: the comparison suite;
+* comparison: the comparison suite;
 * front ends: the package root (its lazy API), ``cli`` and ``__main__``.
 
 Project imports also sit at module top (none inside functions), so the graph
@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("data", "preview")),
     ("training parts", ("augment", "losses", "methods")),
     ("train/eval", ("train", "eval")),
-    ("compare", ("compare", "bench")),
+    ("comparison", ("comparison",)),
     ("front ends", ("", "cli", "__main__")),
 ]
 

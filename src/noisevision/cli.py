@@ -1,28 +1,91 @@
 """Command-line interface: thin wrappers, one API call per subcommand.
 
-Every subcommand's flags are named like the keyword arguments of the API
-function it calls. User mistakes raise :class:`noisevision.UserError`, which is
-printed as one line (``noisevision: error: ...``) with exit status 2.
+``generate``, ``pretrain``, ``probe`` and ``compare`` build their flags from
+the config dataclass of the API verb they call (a flag per field, named like
+it, help text from the field's metadata, choices from the registries), and all
+take ``--config FILE.yaml``: the YAML first, flags on top. User mistakes raise
+:class:`noisevision.UserError`, printed as one line (``noisevision: error:
+...``) with exit status 2.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .accel import select_device
-from .bench.suite import run_suite
-from .data.writer import generate_dataset
+from .comparison.suite import CompareConfig, compare
+from .data.writer import GenerateConfig, generate
 from .errors import UserError
-from .eval import probe, summary_table
+from .eval.probe import ProbeConfig, probe, summary_table
 from .generators import dynamic_prefixes, get_spec, list_generators, parse_param_overrides
 from .generators.base import params_to_dict
+from .parsing import load_yaml, make_config, parse_kv
 from .preview import preview, preview_all
-from .train import build_config, pretrain
-from .train.config import FIELD_HELP, config_fields
-from .train.loop import summary_line
+from .train.config import PretrainConfig, build_config
+from .train.loop import pretrain, summary_line
+
+# ------------------------------------------------------------------ flags from config dataclasses
+
+
+def add_config_flags(p: argparse.ArgumentParser, cls: type) -> None:
+    """``--config FILE.yaml`` and one flag per field of the dataclass ``cls``.
+
+    Field metadata: ``help``; ``choices`` / ``names`` (a sequence or a registry's
+    ``list_*`` function): the allowed / known values, listed in the help;
+    ``flags`` renames the flag (aliases after the first); ``positional`` makes it
+    an optional positional argument; ``append`` makes it repeatable. Every
+    default is None ("not given"), so YAML values survive unless a flag is passed.
+    """
+    p.add_argument("--config", dest="config_file", metavar="FILE.yaml",
+                   help="YAML file of these settings (flags override it)")
+    for f in dataclasses.fields(cls):
+        meta, kind = f.metadata, str(f.type)
+        help_ = meta.get("help", "")
+        # Known values come from the registries when the parser is built; the config checks the value
+        # (with a did-you-mean), so a typo gets the same one-line error from the CLI and the API.
+        for key, label in (("choices", "one of"), ("names", "known")):
+            known = meta.get(key)
+            if known is not None:
+                help_ += f" ({label}: {', '.join(known() if callable(known) else known)})"
+        if meta.get("positional"):
+            p.add_argument(f.name, nargs="?", default=None, help=help_)
+            continue
+        flags = meta.get("flags", (f"--{f.name.replace('_', '-')}",))
+        if kind.startswith("bool"):  # --x / --no-x, so a flag can undo a YAML value
+            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif kind.startswith("dict") and meta.get("flags"):
+            p.add_argument(*flags, dest=f.name, action="append", metavar="KEY=VALUE", default=None, help=help_)
+        elif kind.startswith("dict"):
+            p.add_argument(*flags, dest=f.name, nargs="+", metavar="KEY=VALUE", default=None, help=help_)
+        elif meta.get("append"):
+            p.add_argument(*flags, dest=f.name, action="append", default=None,
+                           metavar=meta.get("metavar", f.name.upper()), help=help_)
+        else:  # strings; the config coerces them to the field types
+            p.add_argument(*flags, dest=f.name, default=None,
+                           metavar=meta.get("metavar", f.name.split("_")[-1].upper()), help=help_)
+
+
+def config_values(args: argparse.Namespace, cls: type, command: str) -> dict[str, Any]:
+    """The YAML of ``--config`` with the given flags on top; UserError when a required field is missing."""
+    values = load_yaml(args.config_file) if args.config_file else {}
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    for f in dataclasses.fields(cls):
+        given = getattr(args, f.name, None)
+        if given is None:
+            continue
+        if str(f.type).startswith("dict"):
+            given = parse_kv(given, f.name, typed=f.metadata.get("typed", True))
+        values[f.name] = given
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("required") and values.get(f.name) in (None, ""):
+            flag = f.metadata.get("flags", (f"--{f.name.replace('_', '-')}",))[0]
+            raise UserError(f"{command} needs {flag} (or {f.name}: in --config)")
+    return values
+
 
 # ------------------------------------------------------------------ list / generate / preview (generation engine)
 
@@ -38,19 +101,7 @@ def _add_generation_parsers(sub: argparse._SubParsersAction) -> None:
         help="write a synthetic image dataset",
         description="Generate a dataset (ImageFolder JPEG/PNG or one packed .npy array); resumable, parallel, sharded.",
     )
-    p.add_argument("generator", help="generator name (see `noisevision list`)")
-    p.add_argument("--num-images", "-n", type=int, required=True, help="number of images N")
-    p.add_argument("--size", "-s", type=int, default=128, help="image side in px (default 128)")
-    p.add_argument("--out", "-o", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
-    p.add_argument("--workers", "-j", type=int, default=1, help="worker processes on this machine (default 1)")
-    p.add_argument("--format", choices=["jpeg", "png", "npy"], default="jpeg", help="jpeg (q95, default), png or npy")
-    p.add_argument("--shard", default=None, help="i/N: do this share of the buckets (default: RANK/WORLD_SIZE or 0/1)")
-    p.add_argument("--overwrite", action="store_true", help="replace a directory that holds a different dataset")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (torch-based generators)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per render call (default: the generator's)")
-    _add_param_flag(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_config_flags(p, GenerateConfig)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser(
@@ -106,24 +157,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    result = generate_dataset(
-        args.generator,
-        args.num_images,
-        args.size,
-        args.out,
-        seed=args.seed,
-        format=args.format,
-        params=parse_param_overrides(args.param),
-        workers=args.workers,
-        shard=args.shard,
-        overwrite=args.overwrite,
-        device=args.device,
-        batch_size=args.batch_size,
-        progress=args.progress,
-    )
+    values = config_values(args, GenerateConfig, "generate")
+    if not values.get("generator"):
+        raise UserError("name a generator (see `noisevision list`)")
+    result = generate(values)
     state = "complete" if result.complete else "this shard done; other shards still missing"
     print(
-        f"{args.generator}: rendered {result.rendered} images, {result.skipped} already there "
+        f"{values['generator']}: rendered {result.rendered} images, {result.skipped} already there "
         f"({result.images_per_second:.1f} img/s) -> {result.out} [{state}]"
     )
     return 0
@@ -147,7 +187,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------ pretrain (owned by the pretraining code)
+# ------------------------------------------------------------------ pretrain / probe / compare
 
 
 def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
@@ -157,27 +197,16 @@ def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
         description="Pretrain an encoder (YAML --config first, flags on top; flags are named like "
         "PretrainConfig fields). Multi-process: torchrun --nproc_per_node=K -m noisevision pretrain ...",
     )
-    p.add_argument("--config", dest="config_file", metavar="FILE.yaml", help="YAML file of config fields")
-    for f in config_fields():
-        flag, kind, help_ = f"--{f.name.replace('_', '-')}", str(f.type), FIELD_HELP[f.name]
-        if kind.startswith("bool"):  # --fixed / --no-fixed, so a flag can undo a YAML value
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
-        elif kind.startswith("dict"):
-            p.add_argument(flag, dest=f.name, nargs="+", metavar="KEY=VALUE", default=None, help=help_)
-        else:  # strings; build_config coerces them to the field types
-            p.add_argument(flag, dest=f.name, default=None, metavar=f.name.split("_")[-1].upper(), help=help_)
+    add_config_flags(p, PretrainConfig)
 
     def run(args: argparse.Namespace) -> int:
-        overrides = {f.name: getattr(args, f.name) for f in config_fields()}
+        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig)}
         summary = pretrain(build_config(args.config_file, overrides))
         if summary["rank"] == 0:
             print(summary_line(summary))
         return 0
 
     p.set_defaults(func=run)
-
-
-# ------------------------------------------------------------------ probe (owned by the evaluation code)
 
 
 def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
@@ -187,68 +216,35 @@ def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
         description="Linear probe (fast: L-BFGS on cached features; paper: augmented Adam head), weighted kNN "
         "on the embedding, and alignment/uniformity, from one feature extraction. Writes a JSON result.",
     )
-    p.add_argument("--encoder", required=True, help="run dir, encoder.pt, random:<arch>[:key=value,...] or pixels")
-    p.add_argument("--dataset", required=True, help="cifar10, tiny-imagenet-32 or imagefolder:<path>")
-    p.add_argument("--data-root", dest="data_root", help="folder of the real datasets (default $NOISEVISION_DATA)")
-    p.add_argument("--train-split", dest="train_split", default="train")
-    p.add_argument("--test-split", dest="test_split", help="default: test (val for tiny-imagenet-32)")
-    p.add_argument("--layer", help="probe layer (default: the encoder's default probe layer)")
-    p.add_argument("--protocol", choices=("fast", "paper"), default="fast")
-    p.add_argument("--out", help="write the result JSON here")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", dest="image_size", type=int, help="default: the encoder's input size")
-    p.add_argument("--bn-recalibrate", dest="bn_recalibrate", action="store_true",
-                   help="re-estimate BatchNorm statistics on training images first")
-    p.add_argument("--max-train", dest="max_train", type=int)
-    p.add_argument("--max-test", dest="max_test", type=int)
-    p.add_argument("--epochs", type=int, default=100, help="paper protocol epochs")
-    p.add_argument("--arch", dest="expected_arch", help="refuse a checkpoint of another architecture")
-    p.add_argument("--skip-bad-images", dest="skip_bad_images", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cache-dir", dest="cache_dir", help="decoded-image cache (default $NOISEVISION_CACHE)")
+    add_config_flags(p, ProbeConfig)
 
     def run(args: argparse.Namespace) -> int:
-        fields = ("encoder", "dataset", "data_root", "train_split", "test_split", "layer", "protocol", "seed",
-                  "image_size", "bn_recalibrate", "max_train", "max_test", "epochs", "expected_arch",
-                  "skip_bad_images", "device", "cache_dir")
-        result = probe(out=args.out, **{k: getattr(args, k) for k in fields})
+        values = config_values(args, ProbeConfig, "probe")
+        result = probe(values)
         print(summary_table(result))
-        if args.out:
-            print(f"result written to {args.out}")
+        if values.get("out"):
+            print(f"result written to {values['out']}")
         return 0
 
     p.set_defaults(func=run)
 
 
-# ------------------------------------------------------------------ bench (owned by the benchmark suite)
-
-
-def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "bench",
+        "compare",
         help="reproduce the paper's comparison: generate, pretrain, probe every family",
-        description="Run (or resume) the comparison suite; writes per-entry JSON, results.md and bar charts.",
+        description="Run (or resume) the comparison suite; writes per-entry JSON, results.md, bar charts "
+        "and the resolved config.yaml.",
     )
-    p.add_argument("--suite", choices=["paper"], default="paper", help="which suite (default: paper)")
-    p.add_argument("--profile", default="quick", help="quick (CI, minutes), cpu (~4 h on 2 cores for CIFAR-10), paper-small (GPU)")
-    p.add_argument("--datasets", default="cifar10", help="comma-separated: cifar10, tiny-imagenet-32, imagefolder:PATH")
-    p.add_argument("--only", action="append", default=None, metavar="PATTERN", help="run only these entries (repeatable, wildcards)")
-    p.add_argument("--exclude", action="append", default=None, metavar="PATTERN", help="skip these entries (repeatable)")
-    p.add_argument("--out", default=None, help="output directory (default results/<profile>/)")
-    p.add_argument("--data-root", default=None, help="real datasets (default $NOISEVISION_DATA)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(func=_cmd_bench)
+    add_config_flags(p, CompareConfig)
+    p.set_defaults(func=_cmd_compare)
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    summary = run_suite(
-        args.profile, datasets=args.datasets, out=args.out, only=args.only, exclude=args.exclude,
-        data_root=args.data_root, seed=args.seed, device=args.device, progress=args.progress,
-    )
-    out = args.out or f"results/{args.profile}"
-    print((Path(out) / "results.md").read_text())
+def _cmd_compare(args: argparse.Namespace) -> int:
+    cfg = make_config(CompareConfig, config_values(args, CompareConfig, "compare"), {}, "compare")
+    summary = compare(cfg)
+    out = cfg.out_dir
+    print((out / "results.md").read_text())
     for s in summary["datasets"]:
         rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
         gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
@@ -258,6 +254,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ main
+
+# Old subcommand names, accepted for one release with a note on stderr.
+DEPRECATED_COMMANDS = {"bench": "compare"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,11 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_parsers(sub)
     _add_pretrain_parser(sub)
     _add_probe_parser(sub)
-    _add_bench_parser(sub)
+    _add_compare_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DEPRECATED_COMMANDS:
+        new = DEPRECATED_COMMANDS[argv[0]]
+        print(f"noisevision: note: `{argv[0]}` is now `{new}`; the old name goes in the next release",
+              file=sys.stderr)
+        argv[0] = new
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -21,11 +21,13 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from .errors import UserError, did_you_mean
+
+T = TypeVar("T")
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -163,3 +165,35 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise UserError(f"config file {path} must hold a mapping of field: value")
     return values
+
+
+def make_config(cls: type[T], config: T | Mapping[str, Any] | str | os.PathLike | None, fields: Mapping[str, Any],
+                where: str) -> T:
+    """The ``config`` of an API call ``verb(config=None, /, **fields)``, validated.
+
+    ``config`` is an instance of ``cls``, a mapping, or a YAML file of its fields
+    (or None); ``fields`` override it. Strings are coerced to the field types.
+
+    Raises:
+        UserError: unknown or missing field, a wrong type, or a failed validation.
+    """
+    if config is None:
+        base: dict[str, Any] = {}
+    elif isinstance(config, cls):
+        base = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)}
+        if not fields:
+            return config
+    elif isinstance(config, Mapping):
+        base = {}
+        fields = {**config, **fields}
+    elif isinstance(config, (str, os.PathLike)):
+        base = {}
+        fields = {**load_yaml(config), **fields}
+    else:
+        raise UserError(f"{where}: config must be a {cls.__name__}, a mapping or a YAML path, got {type(config).__name__}")
+    return resolve_params(cls, base, fields, where)
+
+
+def config_help(cls: type) -> dict[str, str]:
+    """Field name -> its ``metadata["help"]`` (the text of the CLI flag built from the field)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}

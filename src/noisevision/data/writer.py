@@ -32,6 +32,7 @@ from ..errors import UserError
 from ..fileio import atomic_path, atomic_write_text, user_os_error
 from ..generators import Generator, create_generator
 from ..generators.base import check_seed, check_size, params_to_dict
+from ..parsing import make_config
 from .manifest import (
     BUCKET_SIZE,
     FORMATS,
@@ -69,6 +70,54 @@ class GenerateResult:
     @property
     def images_per_second(self) -> float:
         return self.rendered / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """A dataset to write (``noisevision generate`` has a flag per field, named like it)."""
+
+    generator: str = field(default="", metadata={"help": "generator name (see `noisevision list`)", "positional": True})
+    num_images: int = field(default=0, metadata={"help": "number of images N", "flags": ("--num-images", "-n"),
+                                                 "required": True})
+    size: int = field(default=128, metadata={"help": "image side in px (default 128)", "flags": ("--size", "-s")})
+    out: str = field(default="", metadata={"help": "output directory", "flags": ("--out", "-o"), "required": True})
+    seed: int = field(default=0, metadata={"help": "root seed (default 0)"})
+    workers: int = field(default=1, metadata={"help": "worker processes on this machine (default 1)",
+                                              "flags": ("--workers", "-j")})
+    format: str = field(default="jpeg", metadata={"help": "jpeg (q95, default), png or npy", "choices": FORMATS})
+    shard: str | None = field(default=None, metadata={
+        "help": "i/N: do this share of the buckets (default: RANK/WORLD_SIZE or 0/1)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a directory that holds a different dataset"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (torch-based generators)"})
+    batch_size: int | None = field(default=None, metadata={"help": "images per render call (default: the generator's)"})
+    params: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "override a generator parameter (repeatable), e.g. -p sigma=2.5 -p exponent_range=1,3",
+        "flags": ("--param", "-p"), "typed": False})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+    def __post_init__(self) -> None:
+        # Value ranges are checked by generate_dataset, with the same messages for the API and the CLI.
+        if not self.generator:
+            raise ValueError("name a generator (see `noisevision list`)")
+        if not self.out:
+            raise ValueError("pass --out DIR (where the dataset is written)")
+
+
+def generate(config: GenerateConfig | dict[str, Any] | str | os.PathLike | None = None, /,
+             **fields: Any) -> GenerateResult:
+    """Write a synthetic dataset: ``generate(generator="dead-leaves/mixed", num_images=1000, out="dl")``.
+
+    ``config`` is a :class:`GenerateConfig`, a mapping or a YAML file of its fields; ``fields`` override it.
+
+    Raises:
+        UserError: bad generator, parameter, size, directory or setting (one line, for the CLI).
+    """
+    cfg = make_config(GenerateConfig, config, fields, "generate")
+    return generate_dataset(
+        cfg.generator, cfg.num_images, cfg.size, cfg.out, seed=cfg.seed, format=cfg.format, params=cfg.params,
+        workers=cfg.workers, shard=cfg.shard, overwrite=cfg.overwrite, device=cfg.device,
+        batch_size=cfg.batch_size, progress=cfg.progress,
+    )
 
 
 # ------------------------------------------------------------------ argument parsing helpers

@@ -27,7 +27,7 @@ import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from ..data.roots import DEFAULT_TEST_SPLIT, DatasetSource, load_split, resolve_
 from ..errors import UserError
 from ..fileio import write_json
 from ..models import Encoder, create_encoder, load_encoder
-from ..parsing import parse_kv
+from ..parsing import make_config, parse_kv
 from ..rng import torch_generator, torch_seed
 from .features import embed, extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm, to_model_input
 from .knn import knn_accuracy
@@ -50,6 +50,8 @@ from .linear import fit_linear_probe, standardize, topk_accuracy
 from .metrics import alignment_uniformity
 
 PROTOCOLS = ("fast", "paper")
+# Where the result goes and how it is shown: not part of the result's recorded config.
+RUN_ONLY_FIELDS = ("out", "progress")
 RANDOM_PREFIX = "random:"
 PIXELS = "pixels"
 
@@ -74,30 +76,44 @@ class ProbeConfig:
         expected_arch: refuse a checkpoint of any other architecture.
     """
 
-    encoder: str
-    dataset: str
-    data_root: str | None = None
-    train_split: str = "train"
-    test_split: str | None = None
-    layer: str | None = None
-    protocol: str = "fast"
-    seed: int = 0
-    image_size: int | None = None
-    bn_recalibrate: bool = False
-    bn_images: int = 4096
-    max_train: int | None = None
-    max_test: int | None = None
-    epochs: int = 100
-    knn_k: int = 200
-    knn_temperature: float = 0.1
-    align_images: int = 2000
-    skip_bad_images: bool = False
-    device: str = "auto"
-    batch_size: int = 500
-    cache_dir: str | None = None
-    expected_arch: str | None = None
+    encoder: str = field(default="", metadata={
+        "help": "run dir, encoder.pt, random:<arch>[:key=value,...] or pixels", "required": True})
+    dataset: str = field(default="", metadata={
+        "help": "cifar10, tiny-imagenet-32 or imagefolder:<path>", "required": True})
+    data_root: str | None = field(default=None, metadata={
+        "help": "folder of the real datasets (default $NOISEVISION_DATA)"})
+    train_split: str = field(default="train", metadata={"help": "training split (default train)"})
+    test_split: str | None = field(default=None, metadata={"help": "default: test (val for tiny-imagenet-32)"})
+    layer: str | None = field(default=None, metadata={"help": "probe layer (default: the encoder's default probe layer)"})
+    protocol: str = field(default="fast", metadata={
+        "help": "fast (L-BFGS on cached features) or paper (augmented Adam head)", "choices": PROTOCOLS})
+    seed: int = field(default=0, metadata={"help": "seeds random init, subsets, validation split, augmentations"})
+    image_size: int | None = field(default=None, metadata={"help": "default: the encoder's input size"})
+    bn_recalibrate: bool = field(default=False, metadata={
+        "help": "re-estimate BatchNorm statistics on training images first"})
+    bn_images: int = field(default=4096, metadata={"help": "training images for --bn-recalibrate (default 4096)"})
+    max_train: int | None = field(default=None, metadata={"help": "use a seeded subset of at most this many training images"})
+    max_test: int | None = field(default=None, metadata={"help": "use a seeded subset of at most this many test images"})
+    epochs: int = field(default=100, metadata={"help": "paper protocol epochs (default 100)"})
+    knn_k: int = field(default=200, metadata={"help": "kNN neighbours (default 200)"})
+    knn_temperature: float = field(default=0.1, metadata={"help": "kNN temperature (default 0.1)"})
+    align_images: int = field(default=2000, metadata={
+        "help": "test images for alignment/uniformity (default 2000; 0 = skip)"})
+    skip_bad_images: bool = field(default=False, metadata={"help": "skip unreadable images instead of failing"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (default auto)"})
+    batch_size: int = field(default=500, metadata={"help": "images per feature-extraction batch (default 500)"})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "decoded-image cache (default $NOISEVISION_CACHE)"})
+    expected_arch: str | None = field(default=None, metadata={
+        "help": "refuse a checkpoint of another architecture", "flags": ("--expected-arch", "--arch")})
+    out: str | None = field(default=None, metadata={"help": "write the result JSON here"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
     def __post_init__(self) -> None:
+        if not self.encoder:
+            raise ValueError("pass --encoder (a run directory, encoder.pt, random:<arch> or pixels)")
+        if not self.dataset:
+            raise ValueError("pass --dataset (cifar10, tiny-imagenet-32 or imagefolder:<path>)")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         for name in ("image_size", "max_train", "max_test"):
@@ -296,24 +312,17 @@ def _align_uniform(encoder: Encoder, test: LabeledImages, size: int, mean, std, 
 # ------------------------------------------------------------------ main entry
 
 
-def probe(config: ProbeConfig | None = None, out: str | os.PathLike | None = None, progress: bool = True, **kwargs: Any) -> dict[str, Any]:
-    """Run a probe (see the module docstring); ``kwargs`` are :class:`ProbeConfig` fields.
+def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None, /, **fields: Any) -> dict[str, Any]:
+    """Run a probe (see the module docstring); ``fields`` are :class:`ProbeConfig` fields.
 
+    ``config`` is a :class:`ProbeConfig`, a mapping or a YAML file of its fields; ``fields`` override it.
     Returns the result dict that is also written to ``out`` (JSON) when given.
 
     Raises:
         UserError: bad encoder/dataset/layer/split/arguments (one line, for the CLI).
     """
-    if config is None:
-        try:
-            config = ProbeConfig(**kwargs)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        except TypeError as exc:
-            raise UserError(f"invalid probe arguments: {exc}") from None
-    elif kwargs:
-        config = dataclasses.replace(config, **kwargs)
-    cfg = config
+    cfg = make_config(ProbeConfig, config, fields, "probe")
+    out, progress = cfg.out, cfg.progress
     timer = _Timer()
     if out is not None:  # fail before minutes of work, not after
         try:
@@ -388,7 +397,7 @@ def probe(config: ProbeConfig | None = None, out: str | os.PathLike | None = Non
         "align_uniform": {"images": au["align_images"], "augmentation": "small", "alpha": 2, "t": 2},
         "timings_s": timer.seconds,
         "seed": cfg.seed,
-        "config": dataclasses.asdict(cfg),
+        "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUN_ONLY_FIELDS},
         "torch": torch.__version__,
         "device": str(device),
         "amp_dtype": str(accel.autocast_dtype(device)).replace("torch.", "") if accel.autocast_dtype(device) else "fp32",

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..augment import list_aug_presets
+from ..methods import list_methods
+from ..models import list_encoders
 from ..parsing import load_yaml, parse_kv, resolve_params
 
 LR_SCHEDULES = ("step", "cosine", "constant")
@@ -59,40 +62,64 @@ class PretrainConfig:
         log_every, save_every: steps between metric lines / mid-epoch checkpoints (0 = never).
         progress: show a progress bar (None: when stderr is a terminal).
     """
-    data: str = ""
-    num_images: int | None = None
-    fixed: bool = False
-    gen_params: dict[str, Any] = field(default_factory=dict)
-    image_size: int | None = None
-    crop_size: int | None = None
-    arch: str = "smallalexnet"
-    arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    method: str = "alignuniform"
-    method_kwargs: dict[str, Any] = field(default_factory=dict)
-    aug: str = "small"
-    aug_kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 200
-    batch_size: int = 768
-    lr: float = 0.12
-    lr_reference_batch: int | None = 256
-    lr_schedule: str = "step"
-    lr_milestones: tuple[int, ...] | None = None
-    lr_gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    seed: int = 0
-    workers: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool | None = None
-    compile: bool = False
-    sync_bn: bool = True
-    out: str = ""
-    resume: bool = False
-    log_every: int = 10
-    save_every: int = 100
-    progress: bool | None = None
+    data: str = field(
+        default="", metadata={"help": 'training images: ImageFolder DIR, packed FILE.npy (or DIR with images.npy), or gen:<generator>'})
+    num_images: int | None = field(
+        default=None, metadata={"help": 'images per epoch (default: all stored images; required for gen:)'})
+    fixed: bool = field(
+        default=False, metadata={"help": 'gen: only: reuse the same images every epoch instead of fresh ones'})
+    gen_params: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": 'gen: only: generator parameters, e.g. sigma=2 max_shapes=500 (as generate --param)'})
+    image_size: int | None = field(
+        default=None, metadata={"help": "size of stored/generated images (default: the array's size, else the crop size)"})
+    crop_size: int | None = field(
+        default=None, metadata={"help": "training input size (default: the encoder's native size, 64 for smallalexnet, 32 for smallalexnet32)"})
+    arch: str = field(
+        default="smallalexnet", metadata={"help": 'encoder architecture', "choices": list_encoders})
+    arch_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": 'encoder arguments, e.g. stem=cifar width=0.5'})
+    method: str = field(
+        default="alignuniform", metadata={"help": 'SSL method', "choices": list_methods})
+    method_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": 'method arguments, e.g. temperature=0.2 queue_size=4096'})
+    aug: str = field(
+        default="small", metadata={"help": 'augmentation preset (default small: the paper\'s small scale)', "choices": list_aug_presets})
+    aug_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": 'augmentation overrides, e.g. blur_p=0'})
+    epochs: int = field(default=200, metadata={"help": 'training epochs (default 200)'})
+    batch_size: int = field(default=768, metadata={"help": 'global batch size, all processes together (default 768)'})
+    lr: float = field(
+        default=0.12, metadata={"help": 'learning rate for a batch of --lr-reference-batch images, scaled linearly (default 0.12)'})
+    lr_reference_batch: int | None = field(
+        default=256, metadata={"help": "batch size --lr is given for (default 256; 'none' = no scaling)"})
+    lr_schedule: str = field(
+        default="step", metadata={"help": 'step, cosine or constant (default step)', "choices": LR_SCHEDULES})
+    lr_milestones: tuple[int, ...] | None = field(
+        default=None, metadata={"help": 'step schedule epochs, comma-separated (default: 155,170,185 of 200 scaled to --epochs)'})
+    lr_gamma: float = field(default=0.1, metadata={"help": 'step schedule factor (default 0.1)'})
+    warmup_epochs: float = field(default=0.0, metadata={"help": 'linear warm-up length in epochs (default 0)'})
+    momentum: float = field(default=0.9, metadata={"help": 'SGD momentum (default 0.9)'})
+    weight_decay: float = field(
+        default=1e-4, metadata={"help": 'SGD weight decay, not applied to norms and biases (default 1e-4)'})
+    seed: int = field(
+        default=0, metadata={"help": 'root seed: model init, data order, augmentations, gen: images (default 0)'})
+    workers: int | None = field(
+        default=None, metadata={"help": 'background loader/generator processes (default: 0 for stored data, up to 4 for gen:)'})
+    device: str = field(default="auto", metadata={"help": 'auto, cpu, cuda or cuda:N (default auto)'})
+    precision: str = field(
+        default="auto", metadata={"help": 'auto (bf16 on CUDA, on CPU only where measured faster), bf16 or fp32', "choices": PRECISIONS})
+    channels_last: bool | None = field(
+        default=None, metadata={"help": 'NHWC memory format (default on: faster convs on CPU and CUDA)'})
+    compile: bool = field(default=False, metadata={"help": 'torch.compile the model'})
+    sync_bn: bool = field(
+        default=True, metadata={"help": 'synchronise BatchNorm statistics across processes (default on)'})
+    out: str = field(
+        default="", metadata={"help": 'run directory (config.yaml, checkpoint.pt, encoder.pt, metrics.jsonl)'})
+    resume: bool = field(default=False, metadata={"help": 'continue the interrupted run in --out'})
+    log_every: int = field(default=10, metadata={"help": 'steps between metric lines (default 10)'})
+    save_every: int = field(
+        default=100, metadata={"help": 'steps between mid-epoch checkpoints, 0 = only at epoch ends (default 100)'})
+    progress: bool | None = field(
+        default=None, metadata={"help": 'show a progress bar (default: when stderr is a terminal)'})
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
@@ -201,46 +228,3 @@ def build_config(
         if name in merged:
             merged[name] = parse_kv(merged[name], name)
     return resolve_params(PretrainConfig, {}, merged, "pretrain config")
-
-
-FIELD_HELP: dict[str, str] = {
-    "data": "training images: ImageFolder DIR, packed FILE.npy (or DIR with images.npy), or gen:<generator>",
-    "num_images": "images per epoch (default: all stored images; required for gen:)",
-    "fixed": "gen: only: reuse the same images every epoch instead of fresh ones",
-    "gen_params": "gen: only: generator parameters, e.g. sigma=2 max_shapes=500 (as generate --param)",
-    "image_size": "size of stored/generated images (default: the array's size, else the crop size)",
-    "crop_size": "training input size (default: the encoder's native size, 64 for smallalexnet, 32 for smallalexnet32)",
-    "arch": "encoder: smallalexnet, smallalexnet32, resnet18, resnet50",
-    "arch_kwargs": "encoder arguments, e.g. stem=cifar width=0.5",
-    "method": "SSL method: alignuniform, mocov2, simclr",
-    "method_kwargs": "method arguments, e.g. temperature=0.2 queue_size=4096",
-    "aug": "augmentation preset: small (paper small scale) or aug-plus (MoCo v2)",
-    "aug_kwargs": "augmentation overrides, e.g. blur_p=0",
-    "epochs": "training epochs (default 200)",
-    "batch_size": "global batch size, all processes together (default 768)",
-    "lr": "learning rate for a batch of --lr-reference-batch images, scaled linearly (default 0.12)",
-    "lr_reference_batch": "batch size --lr is given for (default 256; 'none' = no scaling)",
-    "lr_schedule": "step, cosine or constant (default step)",
-    "lr_milestones": "step schedule epochs, comma-separated (default: 155,170,185 of 200 scaled to --epochs)",
-    "lr_gamma": "step schedule factor (default 0.1)",
-    "warmup_epochs": "linear warm-up length in epochs (default 0)",
-    "momentum": "SGD momentum (default 0.9)",
-    "weight_decay": "SGD weight decay, not applied to norms and biases (default 1e-4)",
-    "seed": "root seed: model init, data order, augmentations, gen: images (default 0)",
-    "workers": "background loader/generator processes (default: 0 for stored data, up to 4 for gen:)",
-    "device": "auto, cpu, cuda or cuda:N (default auto)",
-    "precision": "auto (bf16 on CUDA, on CPU only where measured faster), bf16 or fp32",
-    "channels_last": "NHWC memory format (default on: faster convs on CPU and CUDA)",
-    "compile": "torch.compile the model",
-    "sync_bn": "synchronise BatchNorm statistics across processes (default on)",
-    "out": "run directory (config.yaml, checkpoint.pt, encoder.pt, metrics.jsonl)",
-    "resume": "continue the interrupted run in --out",
-    "log_every": "steps between metric lines (default 10)",
-    "save_every": "steps between mid-epoch checkpoints, 0 = only at epoch ends (default 100)",
-    "progress": "show a progress bar (default: when stderr is a terminal)",
-}
-
-
-def config_fields() -> list[dataclasses.Field]:
-    """The dataclass fields, for building CLI flags named like them."""
-    return list(dataclasses.fields(PretrainConfig))

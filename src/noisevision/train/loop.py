@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,19 @@ from ..errors import UserError
 from ..fileio import write_json
 from ..methods import create_method
 from ..models import create_encoder, save_encoder
+from ..parsing import make_config
 from ..rng import torch_generator, torch_seed
 from .checkpoint import RunDir, load_checkpoint, restore_rng_states, save_checkpoint
-from .config import PretrainConfig, lr_at
+from .config import PretrainConfig, build_config, lr_at
 from .syncbn import convert_to_global_batchnorm
 
 
-def pretrain(config: PretrainConfig) -> dict[str, Any]:
+def pretrain(config: PretrainConfig | Mapping[str, Any] | str | os.PathLike | None = None, /,
+             **fields: Any) -> dict[str, Any]:
     """Pretrain an encoder as ``config`` says; return the run summary.
+
+    ``config`` is a :class:`PretrainConfig`, a mapping or a YAML file of its fields;
+    ``fields`` override it (resolved like the CLI: YAML first, then the fields).
 
     Writes ``config.out`` (see :mod:`noisevision.train.checkpoint` for the layout);
     the final encoder is ``config.out/encoder.pt``. Joins a torchrun process
@@ -54,6 +60,12 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         UserError: bad data, names or settings, a run directory that already holds
             another run, or a loss that became NaN/infinite (the last good checkpoint is kept).
     """
+    if isinstance(config, PretrainConfig):
+        config = make_config(PretrainConfig, config, fields, "pretrain config")
+    elif isinstance(config, Mapping):
+        config = build_config(None, {**config, **fields})
+    else:
+        config = build_config(config, fields)
     if not config.out:
         raise UserError("pass --out RUN_DIR (where the run's checkpoints and encoder are written)")
     config = resolve_crop_size(config)

@@ -170,7 +170,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
     agg = aggregate(rows)
     with_bn = any(r.get("top1_bn") is not None for r in agg)
     summaries = []
-    lines = [f"# noisevision bench: profile `{profile}`\n"]
+    lines = [f"# noisevision compare: profile `{profile}`\n"]
     if description:
         lines.append(f"{description}\n")
     cols = ["family", "entry", "top1", "top1_std"] + (["top1_bn"] if with_bn else []) + [

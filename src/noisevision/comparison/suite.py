@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..data.imagefolder import scan_image_folder
 from ..data.roots import resolve_dataset
 from ..data.writer import generate_dataset
@@ -35,6 +37,7 @@ from ..errors import UserError, did_you_mean
 from ..eval import probe
 from ..fileio import atomic_write_text, write_json
 from ..generators import get_spec
+from ..parsing import load_yaml, make_config, resolve_params
 from ..train import PretrainConfig, pretrain
 from .report import write_report
 
@@ -90,7 +93,7 @@ def paper_suite() -> list[Entry]:
 
 @dataclass(frozen=True)
 class Profile:
-    """The budget of a suite run. See ``PROFILES`` for the justified defaults."""
+    """The budget of a suite run; the shipped ones, with their reasons, are ``configs/compare/*.yaml``."""
 
     name: str
     num_images: int
@@ -118,46 +121,28 @@ class Profile:
     description: str = ""
 
 
-PROFILES: dict[str, Profile] = {
-    # CI: three entries, tiny budget; checks the whole pipeline and its outputs.
-    "quick": Profile(
-        name="quick", num_images=2048, image_size=32, crop_size=32, arch="smallalexnet32", method="alignuniform",
-        epochs=2, batch_size=128, lr=0.12, entries=(RANDOM_KEY, "dead-leaves/mixed", "stat/spectrum"),
-        probe_max_train=5000, probe_max_test=2000, probe_bn_recalibrate=True,
-        description="3 entries, ~2k images at 32 px, 2 epochs, probe on 5k/2k images: a few minutes on 2 cores",
-    ),
-    # Aimed at ~3 h for the whole suite on CIFAR-10 on a 2-core CPU; measured 3.84 h (docs/results/README.md).
-    # Every pretraining sees 100k images = 390 steps of 256: 10k synthetic images x 10 epochs, real CIFAR-10
-    # (50k) x 2 epochs, Tiny-ImageNet-32 (100k) x 1 epoch, feature-vis (2048 images, 2-3 min to render) x 49,
-    # MixUp of StyleGAN (4096 images: each mixes 6 StyleGAN renders, so 10k took 4.6 min) x 24.
-    # calibration.md shows families separating by 400 steps. SmallAlexNet-32 at half conv width (fc6 stays
-    # 4096-d) trains at ~250 img/s in fp32 on a 2-core AVX-512 CPU without AMX (full width: 94), so about
-    # 7 min per pretraining. Cosine over steps gives every entry the same schedule (the paper's epoch
-    # milestones would not decay in a 1-2 epoch run). Seeds 1 and 2 of dead leaves and random init give the
-    # seed-to-seed spread.
-    "cpu": Profile(
-        name="cpu", num_images=10_000, image_size=32, crop_size=32, arch="smallalexnet32",
-        arch_kwargs={"width": 0.5}, method="alignuniform", epochs=10, batch_size=256, lr=0.12, lr_schedule="cosine",
-        generator_num_images={"feature-vis/random": 2048, "feature-vis/checkpoint": 2048,
-                              "mixup/stylegan/oriented": 4096},
-        probe_bn_recalibrate=True, spread_entries=(RANDOM_KEY, "dead-leaves/mixed"), spread_seeds=(1, 2),
-        description="all entries; 100k images seen (390 steps of 256) at 32 px, SmallAlexNet-32 at half conv "
-                    "width, AlignUniform, cosine; fast probe on the full splits, with and without BN re-estimation",
-    ),
-    # The paper's small-scale recipe (a GPU job).
-    "paper-small": Profile(
-        name="paper-small", num_images=105_000, image_size=128, crop_size=64, arch="smallalexnet",
-        method="alignuniform", epochs=200, batch_size=768, lr=0.36 * 256 / 768, fast_generators=False,
-        probe_protocol="paper", probe_image_size=64,
-        description="the paper's small-scale recipe: 105k images, 64 px SmallAlexNet, AlignUniform, 200 epochs",
-    ),
-}
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "configs" / "compare"
 
 
-def get_profile(name: str) -> Profile:
-    if name not in PROFILES:
-        raise UserError(f"unknown profile {name!r}{did_you_mean(name, PROFILES)}; choose from {', '.join(PROFILES)}")
-    return PROFILES[name]
+def list_profiles() -> list[str]:
+    """Names of the profiles shipped in ``noisevision/configs/compare/`` (``quick``, ``cpu``, ...)."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def get_profile(name: str | os.PathLike) -> Profile:
+    """A profile by name (``configs/compare/<name>.yaml``) or from a YAML file's path.
+
+    Raises:
+        UserError: unknown name, missing file, or a field that is unknown or out of range.
+    """
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        if str(name) not in list_profiles():
+            raise UserError(f"unknown profile {str(name)!r}{did_you_mean(str(name), list_profiles())}; "
+                            f"choose from {', '.join(list_profiles())} or pass a profile FILE.yaml")
+        path = PROFILE_DIR / f"{name}.yaml"
+    values = load_yaml(path)
+    return resolve_params(Profile, {"name": path.stem}, values, f"profile {path.name}")
 
 
 def select_entries(
@@ -217,7 +202,7 @@ def _hash(obj: Any) -> str:
 
 
 def _log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[compare {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -483,6 +468,58 @@ def _pretrain_timing(summary: dict[str, Any], batch_size: int,
     if resumed:
         return {"pretrain_seconds": round(steps * batch / last_speed, 1), "pretrain_images_per_s": last_speed}
     return {"pretrain_seconds": wall, "pretrain_images_per_s": round(steps * batch / wall, 1)}
+
+
+SUITES = ("paper",)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """A comparison run (``noisevision compare`` has a flag per field, named like it)."""
+
+    profile: str = field(default="quick", metadata={
+        "help": "a profile of configs/compare/ or a profile FILE.yaml", "names": list_profiles})
+    datasets: str = field(default="cifar10", metadata={
+        "help": "comma-separated: cifar10, tiny-imagenet-32, imagefolder:PATH"})
+    only: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "run only these entries (repeatable, wildcards)", "append": True, "metavar": "PATTERN"})
+    exclude: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "skip these entries (repeatable, wildcards)", "append": True, "metavar": "PATTERN"})
+    out: str | None = field(default=None, metadata={"help": "output directory (default results/<profile>/)"})
+    data_root: str | None = field(default=None, metadata={"help": "real datasets (default $NOISEVISION_DATA)"})
+    seed: int = field(default=0, metadata={"help": "root seed of every entry (default 0)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (default auto)"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+    suite: str = field(default="paper", metadata={"help": "which suite (default: paper)", "choices": SUITES})
+
+    def __post_init__(self) -> None:
+        if self.suite not in SUITES:
+            raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {self.suite!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or Path("results") / get_profile(self.profile).name)
+
+
+def compare(config: CompareConfig | dict[str, Any] | str | os.PathLike | None = None, /,
+            **fields: Any) -> dict[str, Any]:
+    """Run (or resume) the comparison; write its results, report and resolved ``config.yaml`` into ``out``.
+
+    ``config`` is a :class:`CompareConfig`, a mapping or a YAML file of its fields; ``fields`` override it.
+    Returns the report's summary (one entry per dataset, with the Spearman correlation and gap closure).
+
+    Raises:
+        UserError: unknown profile, entry pattern or dataset.
+    """
+    cfg = make_config(CompareConfig, config, fields, "compare")
+    summary = run_suite(cfg.profile, datasets=cfg.datasets, out=cfg.out_dir, only=cfg.only, exclude=cfg.exclude,
+                        data_root=cfg.data_root, seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+    resolved = {**dataclasses.asdict(cfg), "out": str(cfg.out_dir)}
+    resolved = {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}
+    atomic_write_text(cfg.out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    return summary
 
 
 def run_suite(

@@ -1,1 +1,0 @@
-"""Benchmark suite (``noisevision bench``) and report helpers."""

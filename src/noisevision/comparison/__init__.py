@@ -1,0 +1,1 @@
+"""The comparison suite (``noisevision compare``) and its report."""

@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: an unpinned resolver would pull the CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' torch==2.13.0
 	touch $(STAMP)
 
 test: setup
+	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest -q
 
 test-fast: setup

@@ -137,7 +137,7 @@ def test_methods_run_under_bf16_autocast_and_channels_last() -> None:
 
 
 def test_create_method_errors() -> None:
-    assert set(METHODS) == {"alignuniform", "mocov2", "simclr"}
+    assert {"alignuniform", "mocov2", "simclr"} <= set(METHODS)  # the paper's methods (others may be added)
     with pytest.raises(UserError, match="alignuniform"):
         create_method("byol", tiny_resnet())
     with pytest.raises(UserError, match="temperature"):

@@ -413,7 +413,7 @@ class SuiteRun:
             result = probe(**cfg, data_root=self.data_root, device=self.device, out=None, progress=self.progress)
             if self.profile.probe_bn_recalibrate:
                 # The encoder's BatchNorm statistics come from its (synthetic) training images; re-estimated on
-                # the probe's real images they often score higher (calibration.md), so the table shows both.
+                # the probe's real images they often score higher, so the table shows both.
                 _log(f"probing {entry.key} on {ds.name} with BatchNorm statistics re-estimated")
                 bn = probe(**cfg, bn_recalibrate=True, align_images=0, data_root=self.data_root, device=self.device,
                            out=None, progress=self.progress)

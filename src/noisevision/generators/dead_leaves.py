@@ -1,4 +1,4 @@
-"""Dead-leaves images: random shapes occluding each other (paper-spec section 1).
+"""Dead-leaves images: random shapes occluding each other (the paper's first family).
 
 The process (Baradad et al. 2021, after Lee, Mumford and Huang 2001), per image:
 

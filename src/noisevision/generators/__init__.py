@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 
+from ..errors import UserError
 from .base import (
     GENERATORS,
     Generator,
@@ -45,7 +46,14 @@ def _load_all() -> None:
     # Third-party generators: NOISEVISION_PLUGINS="pkg.module,other.module" is imported
     # too (also in worker processes, which inherit the environment).
     for mod in filter(None, (m.strip() for m in os.environ.get("NOISEVISION_PLUGINS", "").split(","))):
-        importlib.import_module(mod)
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            _loaded = False  # try again (e.g. after the environment is fixed) on the next use
+            raise UserError(
+                f"NOISEVISION_PLUGINS names {mod!r}, which cannot be imported ({exc}); "
+                "put the module on PYTHONPATH (or install it), or remove it from NOISEVISION_PLUGINS"
+            ) from None
 
 
 __all__ = [

@@ -169,3 +169,99 @@ def test_shared_cifar10_archive_is_found(data_root, tmp_path):
     source = resolve_dataset("cifar10", data_root=data_root, cache_dir=cache)
     assert source.kind == "imagefolder"
     assert sorted(p.name for p in (source.path / "test").iterdir())[:3] == ["airplane", "automobile", "bird"]
+
+
+class _Reduce:
+    """Pickles as an arbitrary (callable, args[, state]) triple, like a tampered file would."""
+
+    def __init__(self, *reduce_value):
+        self.reduce_value = reduce_value
+
+    def __reduce__(self):
+        return self.reduce_value
+
+
+def _huge_array_pickles() -> dict[str, object]:
+    from numpy._core.multiarray import _reconstruct
+
+    huge = (2**40,)  # 1 TiB
+    return {
+        "reconstruct": _Reduce(_reconstruct, (np.ndarray, huge, b"b")),
+        "ndarray call": _Reduce(np.ndarray, (huge,)),
+        "object state": _Reduce(_reconstruct, (np.ndarray, (0,), b"b"), (1, huge, np.dtype("O"), False, [])),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_huge_array_pickles()))
+def test_pickles_asking_for_huge_arrays_are_refused_before_allocating(tmp_path, case):
+    import tracemalloc
+
+    _fake_cifar_dir(tmp_path / "c")
+    with open(tmp_path / "c" / "test_batch", "wb") as f:
+        pickle.dump({b"data": _huge_array_pickles()[case], b"labels": [0]}, f, protocol=2)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match="not a valid CIFAR-10 python batch"):
+            load_cifar10_python(tmp_path / "c", "test")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20  # numpy reports its array buffers to tracemalloc
+
+
+def test_batches_are_checked_after_unpickling(tmp_path, monkeypatch):
+    from noisevision.data import cifar
+
+    _fake_cifar_dir(tmp_path / "c")
+    cases = [
+        ({b"data": np.zeros((3, 3072), np.uint8), b"labels": [0, 1]}, "3 images but 2 labels"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 7]}, r"labels must lie in 0\.\.2"),
+        ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, r"shape \(N, 3072\)"),
+        ({b"labels": [0, 1]}, "expected 'data'"),
+        ({b"data": np.zeros((2, 3072), np.uint8)}, "expected 'labels'"),
+    ]
+    for batch, message in cases:
+        with open(tmp_path / "c" / "test_batch", "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+        with pytest.raises(UserError, match=message):
+            load_cifar10_python(tmp_path / "c", "test")
+    monkeypatch.setattr(cifar, "MAX_PICKLE_BYTES", 1000)
+    with pytest.raises(UserError, match="more than a CIFAR-10 batch can be"):
+        load_cifar10_python(tmp_path / "c", "test")
+
+
+class _CutOffResponse:
+    """An HTTP response that delivers ``sent`` bytes of an announced ``length``, then ends as ``how`` says."""
+
+    def __init__(self, length: int, sent: int, how: str):
+        self.headers = {"Content-Length": str(length)}
+        self.blocks = [b"x" * sent]
+        self.how = how
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.blocks:
+            return self.blocks.pop()
+        if self.how == "reset":
+            import http.client
+
+            raise http.client.IncompleteRead(b"", 10)
+        if self.how == "ctrl-c":
+            raise KeyboardInterrupt
+        return b""  # "short": the server closed the connection early
+
+
+@pytest.mark.parametrize("how, error", [("reset", UserError), ("short", UserError), ("ctrl-c", KeyboardInterrupt)])
+def test_download_cut_off_leaves_nothing(tmp_path, how, error):
+    dest = tmp_path / "dl" / "archive.tar.gz"
+    with pytest.raises(error) as info:
+        download("https://example.invalid/a.tar.gz", dest, progress=False,
+                 opener=lambda url: _CutOffResponse(3000, 1000, how))
+    if error is UserError:
+        assert "cut off after 1000 of 3000 bytes" in str(info.value) and "try again" in str(info.value)
+    assert list((tmp_path / "dl").iterdir()) == []  # neither the archive nor a .part

@@ -144,3 +144,43 @@ def test_parallel_decode_matches_serial(tmp_path, monkeypatch):
     parallel, bad_p = imagefolder.decode_files(folder, files, 4, workers=2, progress=False)
     np.testing.assert_array_equal(serial, parallel)
     assert bad_s == bad_p == [files.index(str(Path("a/bad.png")))]
+
+
+def _listing(folder: Path) -> list[tuple[str, int]]:
+    _, files, labels, _ = imagefolder.scan_image_folder(folder)
+    return sorted(zip(files, labels.tolist()))
+
+
+def test_symlink_loops_are_not_followed(tmp_path):
+    """A link back up the tree (or to another class) would list images again under the wrong class, or never end."""
+    root = _solid_tree(tmp_path / "ds", {"cat": (1, 1, 1), "dog": (2, 2, 2)}, per_class=2)
+    train = root / "train"
+    expected = [(str(Path(c) / f"{i}.png"), label) for label, c in enumerate(("cat", "dog")) for i in range(2)]
+    (train / "cat" / "up").symlink_to("..", target_is_directory=True)
+    with pytest.warns(UserWarning, match=r"not following 1 link\(s\).*cat/up"):
+        assert _listing(train) == expected
+    # more loops (two hung the scan), one to the dataset root (it holds the test split) and one into another class
+    (train / "cat" / "top").symlink_to("../..", target_is_directory=True)
+    (train / "dog" / "cats").symlink_to("../cat", target_is_directory=True)
+    (train / "dog" / "self").symlink_to(".", target_is_directory=True)
+    with pytest.warns(UserWarning, match=r"not following 4 link\(s\).*cat/top, cat/up, dog/cats"):
+        data = load_image_folder(root, "train", 4, cache_dir=tmp_path / "cache", progress=False)
+    assert sorted(zip(data.files, data.labels.tolist())) == expected
+
+
+def test_symlinks_to_other_places_still_work(tmp_path, recwarn):
+    root = _solid_tree(tmp_path / "ds", {"cat": (1, 1, 1)}, per_class=1)
+    train = root / "train"
+    elsewhere = tmp_path / "elsewhere"
+    _write(elsewhere / "birds" / "b.png", Image.new("RGB", (4, 4), (3, 3, 3)))
+    _write(elsewhere / "more" / "m.png", Image.new("RGB", (4, 4), (1, 1, 1)))
+    _write(elsewhere / "single.png", Image.new("RGB", (4, 4), (1, 1, 1)))
+    (train / "bird").symlink_to(elsewhere / "birds", target_is_directory=True)  # a class folder kept elsewhere
+    (train / "cat" / "more").symlink_to(elsewhere / "more", target_is_directory=True)  # a sub-folder kept elsewhere
+    (train / "cat" / "single.png").symlink_to(elsewhere / "single.png")  # a file link
+    assert _listing(train) == [("bird/b.png", 0), ("cat/0.png", 1), ("cat/more/m.png", 1), ("cat/single.png", 1)]
+    assert not [w for w in recwarn if "link" in str(w.message)]
+    # the same outside folder linked twice into one class is read once
+    (train / "cat" / "more2").symlink_to(elsewhere / "more", target_is_directory=True)
+    with pytest.warns(UserWarning, match="cat/more2"):
+        assert len(_listing(train)) == 4

@@ -16,17 +16,9 @@ from noisevision.cli import main
 from noisevision.data.manifest import read_manifest
 from noisevision.data.writer import generate_dataset, parse_shard, verify_dataset
 from noisevision.errors import UserError
+from noisevision.generators import base as generator_base
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def toy_plugin(monkeypatch):
-    """Register tests/plugins/toygen.py here and in spawned worker processes."""
-    monkeypatch.setenv("NOISEVISION_PLUGINS", "tests.plugins.toygen")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.syspath_prepend(str(REPO))
-    import tests.plugins.toygen  # noqa: F401
+pytestmark = pytest.mark.usefixtures("toy_plugin")  # conftest.py: registers test/toy
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -147,6 +139,7 @@ def test_parse_shard():
         (["generate", "test/toy", "-n", "5", "-p", "noise=-1", "-o", "{out}"], "noise must be"),
         (["generate", "test/toy", "-n", "5", "-p", "nois=1", "-o", "{out}"], "did you mean: noise"),
         (["generate", "test/toy", "-n", "5", "--workers", "0", "-o", "{out}"], "workers"),
+        (["generate", "test/toy", "-n", "5", "--workers", "100000", "-o", "{out}"], "use at most --workers"),
         (["generate", "test/toy", "-n", "5", "-o", "/proc/noisevision-test"], "cannot write"),
     ],
 )
@@ -209,3 +202,66 @@ def test_cli_generate_list_and_preview(tmp_path, capsys):
     assert main(["preview", "--all", "--pattern", "test/*", "--out", str(tmp_path / "sheets"), "--rows", "1"]) == 0
     assert (tmp_path / "sheets" / "test_toy.png").exists()
     json.loads((tmp_path / "g" / "manifest.json").read_text())
+
+
+def _leftovers(root: Path) -> list[str]:
+    """Temporary or partial files under ``root``."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name.endswith((".tmp", ".partial")))
+
+
+def test_npy_full_disk_is_a_clear_error_not_sigbus(tmp_path, monkeypatch, capsys):
+    """The packed array's space is reserved before any memory-mapped write, so ENOSPC is caught and reported."""
+    import errno
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    out = tmp_path / "full"
+    assert main(["generate", "test/toy", "-n", "1500", "-s", "8", "-o", str(out), "--format", "npy",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no space left" in err and "\n" not in err
+    assert not (out / "images.npy").exists()
+    assert _leftovers(out) == []
+    assert not read_manifest(out)["complete"]
+
+
+def test_npy_without_native_preallocation_is_identical(tmp_path, monkeypatch):
+    """Where the file system cannot preallocate, the space is reserved by writing zeros: same dataset."""
+    import errno
+
+    generate_dataset("test/toy", 1100, 8, tmp_path / "ref", seed=2, format="npy", progress=False)
+
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported, raising=False)
+    generate_dataset("test/toy", 1100, 8, tmp_path / "zeros", seed=2, format="npy", progress=False)
+    assert (tmp_path / "zeros" / "images.npy").read_bytes() == (tmp_path / "ref" / "images.npy").read_bytes()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert main(["generate", "test/toy", "-n", "5", "-o", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is an existing file" in err and "\n" not in err
+    assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_cuda_fails_before_writing(tmp_path, capsys, no_cuda, device):
+    out = tmp_path / "d"
+    assert main(["generate", "test/toy", "-n", "5", "-o", str(out), "--device", device]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "CUDA is not available" in err and "--device cpu" in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_missing_plugin_module_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("NOISEVISION_PLUGINS", "tests.plugins.toygen, no_such_plugin_module")
+    monkeypatch.setattr(generator_base, "_loaded", False)
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'no_such_plugin_module'" in err and "PYTHONPATH" in err and "\n" not in err

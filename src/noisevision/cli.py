@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._version import __version__
-from .accel import select_device
 from .comparison.suite import CompareConfig, compare
-from .data.writer import GenerateConfig, generate
+from .data.manifest import read_manifest
+from .data.writer import GenerateConfig, generate, verify_dataset
 from .errors import UserError
 from .eval.probe import ProbeConfig, probe, summary_table
 from .generators import dynamic_prefixes, get_spec, list_generators, parse_param_overrides
@@ -105,12 +105,22 @@ def _add_generation_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser(
+        "verify",
+        help="check a generated dataset against its checksums",
+        description="Recompute the checksum of every bucket of a generated dataset (and of its labels). "
+        "Exit status 0 when all match; 2 with the list of what differs otherwise "
+        "(repair: the same generate command plus --verify).",
+    )
+    p.add_argument("dir", help="the --out directory of a complete generate run")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser(
         "preview",
         help="write a labelled contact sheet of a generator",
         description="Render a grid of images (a contact sheet PNG) of one generator, or of all with --all.",
     )
     p.add_argument("generator", nargs="?", help="generator name (omit with --all)")
-    p.add_argument("--out", "-o", required=True, help="sheet.png, or a directory with --all")
+    p.add_argument("--out", "-o", required=True, help="sheet.png or sheet.jpg, or a directory with --all")
     p.add_argument("--all", action="store_true", help="one sheet per registered generator into --out DIR")
     p.add_argument("--pattern", default="*", help="with --all: only generators matching this wildcard")
     p.add_argument("--rows", type=int, default=None, help="rows (default 8; 4 with --all)")
@@ -161,6 +171,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if not values.get("generator"):
         raise UserError("name a generator (see `noisevision list`)")
     result = generate(values)
+    if result.repaired:
+        print(f"re-rendered {len(result.repaired)} bucket(s) that failed verification: "
+              + ", ".join(f"{b:05d}" for b in result.repaired))
     state = "complete" if result.complete else "this shard done; other shards still missing"
     print(
         f"{values['generator']}: rendered {result.rendered} images, {result.skipped} already there "
@@ -169,19 +182,43 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    bad = verify_dataset(args.dir)
+    manifest = read_manifest(args.dir) or {}
+    buckets, step = len(manifest.get("checksums") or {}), int(manifest.get("bucket_size") or 1)
+    if not bad:
+        print(f"{args.dir}: all {buckets} bucket(s) match their checksums")
+        return 0
+    for key in bad:  # the full list on stdout; the summary below is the one error line
+        if key.isdigit():
+            lo = int(key) * step
+            print(f"bucket {key}: images {lo}-{min(lo + step, int(manifest['num_images'])) - 1} differ or are missing")
+        else:
+            print(f"{key}: differs or is missing")
+    shown = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+    raise UserError(
+        f"{args.dir}: {len(bad)} item(s) failed verification ({shown}): files were deleted or changed; "
+        "repair with the same generate command plus --verify"
+    )
+
+
 def _cmd_preview(args: argparse.Namespace) -> int:
-    device = str(select_device(args.device))
+    device = args.device  # checked (and "auto" resolved) by preview()
+
+    def given(value: int | None, default: int) -> int:  # 0 is a value to check, not "the default"
+        return default if value is None else value
+
     if args.all:
         if args.generator:
             raise UserError("give either a generator name or --all, not both")
-        paths = preview_all(args.out, pattern=args.pattern, rows=args.rows or 4, cols=args.cols,
-                            size=args.size or 96, seed=args.seed, device=device,
+        paths = preview_all(args.out, pattern=args.pattern, rows=given(args.rows, 4), cols=args.cols,
+                            size=given(args.size, 96), seed=args.seed, device=device,
                             fast=True if args.fast is None else args.fast)
         print(f"wrote {len(paths)} contact sheets to {args.out}")
         return 0
     if not args.generator:
         raise UserError("name a generator (see `noisevision list`) or pass --all")
-    path = preview(args.generator, args.out, rows=args.rows or 8, cols=args.cols, size=args.size or 128,
+    path = preview(args.generator, args.out, rows=given(args.rows, 8), cols=args.cols, size=given(args.size, 128),
                    seed=args.seed, params=parse_param_overrides(args.param), device=device, fast=bool(args.fast))
     print(f"wrote {path}")
     return 0

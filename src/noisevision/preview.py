@@ -7,10 +7,25 @@ from typing import Any
 
 import numpy as np
 
+from .data.writer import resolve_device
 from .errors import UserError
 from .fileio import atomic_path
 from .generators import create_generator, get_spec, list_generators
-from .generators.base import params_to_dict
+from .generators.base import check_size, params_to_dict
+
+# Sheet formats by file suffix (written with Pillow in the format the name says).
+SHEET_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def sheet_format(out: str | os.PathLike) -> str:
+    """The Pillow format for a sheet path (``.png``, ``.jpg``/``.jpeg``); UserError for any other suffix."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in SHEET_FORMATS:
+        raise UserError(
+            f"cannot tell which image format to write for {os.fspath(out)!r}: "
+            f"end --out with {', '.join(SHEET_FORMATS)}"
+        )
+    return SHEET_FORMATS[suffix]
 
 
 def _font(size: int):
@@ -63,6 +78,15 @@ def contact_sheet(
     return sheet
 
 
+def _check_sheet_args(rows: int, cols: int, size: int, device: str) -> str:
+    """Validate the grid, image size and device of a sheet; return the resolved device."""
+
+    if rows < 1 or cols < 1 or rows * cols > 1024:
+        raise UserError(f"--rows x --cols must be between 1 and 1024 images, got {rows}x{cols}")
+    check_size(size)
+    return resolve_device(device)
+
+
 def preview(
     generator: str,
     out: str | os.PathLike,
@@ -75,13 +99,17 @@ def preview(
     device: str = "cpu",
     fast: bool = False,
 ) -> Path:
-    """Render ``rows * cols`` images of ``generator`` and save a labelled contact sheet PNG.
+    """Render ``rows * cols`` images of ``generator`` and save a labelled contact sheet.
 
+    The sheet is written in the format ``out``'s suffix names (PNG or JPEG).
     ``fast`` applies the generator's CPU-friendly overrides (e.g. fewer
     feature-visualisation steps) under the user's own ``params``.
+
+    Raises:
+        UserError: rows, cols or size out of range, an unknown suffix or device, bad params.
     """
-    if rows < 1 or cols < 1 or rows * cols > 1024:
-        raise UserError(f"--rows x --cols must be between 1 and 1024 images, got {rows}x{cols}")
+    device = _check_sheet_args(rows, cols, size, device)
+    fmt = sheet_format(out)
     overrides = dict(params or {})
     if fast and not generator.startswith(("mixup/", "mix:")):
         overrides = {**get_spec(generator).fast_overrides, **overrides}
@@ -93,7 +121,7 @@ def preview(
     out = Path(out)
 
     with atomic_path(out) as tmp:
-        sheet.save(tmp, format="PNG")
+        sheet.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return out
 
 
@@ -106,6 +134,9 @@ def preview_all(
     if not names:
         raise UserError(f"no registered generator matches {pattern!r}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is an existing file; with --all give a directory for the sheets")
+    device = _check_sheet_args(rows, cols, size, device)
     paths = []
     from tqdm import tqdm
 

@@ -98,8 +98,24 @@ def available_splits(root: str | os.PathLike) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _dir_id(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(device, inode) of the directory ``path`` resolves to, or None if it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def scan_image_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray, int]:
     """List ``folder/<class>/**/<image>``.
+
+    Symbolic links are followed (a class folder or a sub-folder may live
+    elsewhere), but no directory is entered twice, and none of the split
+    folder's parents is entered: a link back up the tree (``cat/up -> ..``)
+    or to another class folder would otherwise list images again under the
+    wrong class, or loop forever. Such links are skipped with a warning. Links
+    to image files work as usual.
 
     Returns (classes, relative file paths, labels, number of non-image files).
     Raises UserError if there are no class folders or a class folder has no images.
@@ -111,10 +127,26 @@ def scan_image_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray, i
     labels: list[int] = []
     n_ignored = sum(1 for p in folder.iterdir() if p.is_file())  # stray files next to the class folders
     empty: list[str] = []
+    # Directories entered or reserved: the split folder and its parents (a link to one of them leads
+    # back into the tree, or into other splits), every class folder (each is read only as its own
+    # class), and each directory once walked.
+    real = Path(os.path.realpath(folder))
+    reserved = (*(_dir_id(p) for p in (real, *real.parents)), *(_dir_id(folder / c) for c in classes))
+    visited = {d for d in reserved if d is not None}
+    skipped_links: list[str] = []
     for label, cls in enumerate(classes):
         n_before = len(files)
         for dirpath, dirnames, filenames in os.walk(folder / cls, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            keep = []
+            for d in sorted(d for d in dirnames if not d.startswith(".")):
+                ident = _dir_id(os.path.join(dirpath, d))
+                if ident in visited:
+                    skipped_links.append(os.path.relpath(os.path.join(dirpath, d), folder))
+                    continue
+                if ident is not None:
+                    visited.add(ident)
+                keep.append(d)
+            dirnames[:] = keep
             rel_dir = os.path.relpath(dirpath, folder)
             for name in sorted(filenames):
                 if name.startswith("."):
@@ -126,6 +158,15 @@ def scan_image_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray, i
                     n_ignored += 1
         if len(files) == n_before:
             empty.append(cls)
+    if skipped_links:
+        import warnings
+
+        warnings.warn(
+            f"{folder}: not following {len(skipped_links)} link(s) to folders read already or holding this one "
+            f"(they would repeat images, possibly under another class, or loop): {', '.join(skipped_links[:3])}"
+            + (" ..." if len(skipped_links) > 3 else ""),
+            stacklevel=2,
+        )
     if empty:
         raise UserError(
             f"class folder(s) with no images in {folder}: {', '.join(empty[:5])}"

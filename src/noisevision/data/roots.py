@@ -99,9 +99,16 @@ def download(
 ) -> Path:
     """Download ``url`` to ``dest`` (via ``dest.part``) with a progress bar, then check its MD5.
 
+    ``dest`` appears only when the download is complete and checked; the
+    ``.part`` file is deleted whenever the download does not complete
+    (network error, a connection cut off mid-way, a short body, Ctrl-C).
+
     Raises:
-        UserError: network failure, or a checksum mismatch (the file is deleted).
+        UserError: network failure, a download cut off before its announced length,
+            or a checksum mismatch (the file is deleted).
     """
+    import http.client
+
     from tqdm import tqdm
 
     dest = Path(dest)
@@ -109,16 +116,30 @@ def download(
     part = dest.with_name(dest.name + ".part")
     opener = opener or (lambda u: urllib.request.urlopen(u, timeout=60))  # noqa: S310 (https/file URLs only)
     print(f"noisevision: downloading {url} -> {dest}", flush=True)
+    received, total = 0, None
     try:
         with opener(url) as response, open(part, "wb") as out:  # type: ignore[attr-defined]
-            total = int(getattr(response, "headers", {}).get("Content-Length") or 0) or None
+            try:
+                total = int(getattr(response, "headers", {}).get("Content-Length") or 0) or None
+            except ValueError:
+                total = None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress or None) as bar:
                 while block := response.read(1 << 20):
                     out.write(block)
+                    received += len(block)
                     bar.update(len(block))
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:  # IncompleteRead: the connection was cut off
         part.unlink(missing_ok=True)
-        raise UserError(f"download of {url} failed: {exc}") from None
+        detail = f"cut off after {received} of {total or '?'} bytes" if received else str(exc) or type(exc).__name__
+        raise UserError(f"download of {url} failed ({detail}); the partial file was deleted, try again") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    if total is not None and received != total:
+        part.unlink(missing_ok=True)
+        raise UserError(
+            f"download of {url} was cut off after {received} of {total} bytes; the partial file was deleted, try again"
+        )
     if md5 is not None:
         got = file_md5(part)
         if got != md5:

@@ -10,6 +10,8 @@ images exist, so a re-run after a crash completes only what is missing.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import functools
 import hashlib
 import json
@@ -33,6 +35,7 @@ from ..fileio import atomic_path, atomic_write_text, user_os_error
 from ..generators import Generator, create_generator
 from ..generators.base import check_seed, check_size, params_to_dict
 from ..parsing import make_config
+from ..resources import available_cpus, check_workers
 from .manifest import (
     BUCKET_SIZE,
     FORMATS,
@@ -66,6 +69,7 @@ class GenerateResult:
     seconds: float
     complete: bool  # every bucket of every shard is done
     shard_buckets: list[int] = field(default_factory=list)
+    repaired: list[int] = field(default_factory=list)  # buckets rendered again because they failed verification
 
     @property
     def images_per_second(self) -> float:
@@ -94,6 +98,8 @@ class GenerateConfig:
         "help": "override a generator parameter (repeatable), e.g. -p sigma=2.5 -p exponent_range=1,3",
         "flags": ("--param", "-p"), "typed": False})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    verify: bool = field(default=False, metadata={
+        "help": "re-check finished buckets against their checksums and render again those that fail"})
 
     def __post_init__(self) -> None:
         # Value ranges are checked by generate_dataset, with the same messages for the API and the CLI.
@@ -116,7 +122,7 @@ def generate(config: GenerateConfig | dict[str, Any] | str | os.PathLike | None 
     return generate_dataset(
         cfg.generator, cfg.num_images, cfg.size, cfg.out, seed=cfg.seed, format=cfg.format, params=cfg.params,
         workers=cfg.workers, shard=cfg.shard, overwrite=cfg.overwrite, device=cfg.device,
-        batch_size=cfg.batch_size, progress=cfg.progress,
+        batch_size=cfg.batch_size, progress=cfg.progress, verify=cfg.verify,
     )
 
 
@@ -238,23 +244,66 @@ def _npy_header(num_images: int, size: int) -> bytes:
     return buf.getvalue()
 
 
-def _open_npy(layout: Layout, num_images: int, size: int, mode: str) -> np.memmap:
-    """Open (creating if needed) the partial packed array; safe to call from many processes."""
-    header = _npy_header(num_images, size)
-    total = len(header) + num_images * size * size * 3
-    path = layout.npy_partial
-    if mode == "r+":
+def _npy_total_bytes(num_images: int, size: int) -> int:
+    return len(_npy_header(num_images, size)) + num_images * size * size * 3
+
+
+def _preallocate(fd: int, length: int) -> None:
+    """Reserve ``length`` bytes of disk for ``fd`` (so later writes cannot meet a full disk).
+
+    ``os.posix_fallocate`` (glibc emulates it on file systems without native
+    support); where the platform has none, the missing tail is written with zeros.
+    """
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is not None:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                os.pwrite(fd, header, 0)  # identical bytes from every writer
-                if os.fstat(fd).st_size < total:
-                    os.ftruncate(fd, total)
-            finally:
-                os.close(fd)
+            fallocate(fd, 0, length)
+            return
         except OSError as exc:
-            raise user_os_error(exc, path) from None
-    return np.memmap(path, dtype=np.uint8, mode=mode, offset=len(header), shape=(num_images, size, size, 3))
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+    block = bytes(1 << 20)
+    pos = os.fstat(fd).st_size
+    while pos < length:
+        pos += os.pwrite(fd, block[: min(len(block), length - pos)], pos)
+
+
+def _allocate_npy(layout: Layout, num_images: int, size: int) -> None:
+    """Create the partial packed array with all its disk space reserved, before any worker writes to it.
+
+    Writing through a memory map into a sparse file kills the process with
+    SIGBUS when the disk fills up; reserving the space first turns that into an
+    ENOSPC here, reported as a UserError with nothing left behind. The file is
+    prepared under a temporary name and renamed into place, under a lock so
+    that concurrent shards allocate it once: a partial array that exists is
+    always fully allocated.
+    """
+    path = layout.npy_partial
+    if path.exists():
+        return
+    try:
+        layout.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(layout.state_dir / "npy.lock", "a") as lock:
+            fcntl.lockf(lock, fcntl.LOCK_EX)  # released when the file is closed
+            if path.exists():  # another shard allocated it while this one waited
+                return
+            for stale in layout.root.glob(f".{path.name}.*.tmp"):  # from a run killed while allocating
+                stale.unlink(missing_ok=True)
+            with atomic_path(path) as tmp:
+                fd = os.open(tmp, os.O_RDWR)
+                try:
+                    os.pwrite(fd, _npy_header(num_images, size), 0)
+                    _preallocate(fd, _npy_total_bytes(num_images, size))
+                finally:
+                    os.close(fd)
+    except OSError as exc:
+        raise user_os_error(exc, path) from None
+
+
+def _open_npy(layout: Layout, num_images: int, size: int, mode: str) -> np.memmap:
+    """Memory-map the partial packed array (allocated by :func:`_allocate_npy`); safe from many processes."""
+    header = _npy_header(num_images, size)
+    return np.memmap(layout.npy_partial, dtype=np.uint8, mode=mode, offset=len(header), shape=(num_images, size, size, 3))
 
 
 # ------------------------------------------------------------------ bookkeeping
@@ -276,6 +325,26 @@ def _bucket_checksum(layout: Layout, bucket: int, num_images: int, size: int) ->
     return h.hexdigest()
 
 
+def _failed_buckets(layout: Layout, expected: dict[int, str], num_images: int, size: int) -> list[int]:
+    """Buckets whose images no longer hash to ``expected[bucket]`` (missing, unreadable or changed files)."""
+    bad = []
+    for bucket, digest in sorted(expected.items()):
+        try:
+            actual = _bucket_checksum(layout, bucket, num_images, size)
+        except (OSError, ValueError):  # a missing file; a truncated or mangled images.npy
+            actual = None
+        if actual != digest:
+            bad.append(bucket)
+    return bad
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _read_marker(layout: Layout, bucket: int) -> dict[str, Any] | None:
     path = layout.bucket_marker(bucket)
     try:
@@ -293,6 +362,8 @@ def _chunks(buckets: Sequence[int], num_images: int, bucket_size: int, chunk_siz
 
 def _prepare_directory(out: Path, manifest: dict[str, Any], layout: Layout, overwrite: bool) -> None:
     """Refuse another dataset's directory (unless overwrite); write the manifest if new."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file, not a directory; choose a new or empty directory")
     existing = read_manifest(out) if out.exists() else None
     if existing is not None:
         diffs = identity_diff(identity(existing), identity(manifest))
@@ -358,6 +429,8 @@ def _finalise(layout: Layout, manifest: dict[str, Any], num_buckets: int, has_la
     if complete:
         manifest.pop("buckets_done")
         manifest["labels"] = layout.labels.name if has_labels else None
+        if has_labels:
+            manifest["labels_sha256"] = _file_sha256(layout.labels)
     write_manifest(layout.root, manifest)
     return manifest
 
@@ -380,6 +453,7 @@ def generate_dataset(
     device: str | None = "cpu",
     batch_size: int | None = None,
     progress: bool = True,
+    verify: bool = False,
 ) -> GenerateResult:
     """Generate ``num_images`` images of ``generator`` at ``size`` px into ``out``.
 
@@ -397,6 +471,9 @@ def generate_dataset(
         device: ``cpu``, ``cuda`` or ``auto`` for torch-based generators.
         batch_size: images per render call (default: the generator's own).
         progress: show a progress bar with images/s.
+        verify: first re-check the checksums of this shard's finished buckets and render
+            again those whose files were deleted or changed (a plain re-run trusts the
+            per-bucket done markers and only fills in unfinished buckets).
 
     Raises:
         UserError: for bad arguments, a directory holding another dataset, or write failures.
@@ -407,8 +484,7 @@ def generate_dataset(
         raise UserError(f"--num-images must be a positive integer, got {num_images!r}")
     if num_images > MAX_IMAGES:
         raise UserError(f"--num-images {num_images} is more than the supported {MAX_IMAGES}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UserError(f"--workers must be a positive integer, got {workers!r}")
+    check_workers(workers)
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
     shard_index, num_shards = parse_shard(shard)
@@ -446,6 +522,7 @@ def generate_dataset(
 
     num_buckets = -(-num_images // BUCKET_SIZE)
     my_buckets = [b for b in range(num_buckets) if b % num_shards == shard_index]
+    repaired = _forget_failed_buckets(layout, manifest, my_buckets) if verify else []
     todo_buckets = [b for b in my_buckets if _read_marker(layout, b) is None]
     done_images = sum(hi - lo for lo, hi in (_bucket_range(b, num_images, BUCKET_SIZE) for b in my_buckets if b not in todo_buckets))
     _remove_stale_temporaries(layout, todo_buckets)
@@ -456,6 +533,8 @@ def generate_dataset(
     for c in chunks:
         remaining[c.bucket] = remaining.get(c.bucket, 0) + 1
     bucket_labels: dict[int, dict[int, np.ndarray]] = {b: {} for b in remaining}
+    if layout.format == "npy" and chunks:
+        _allocate_npy(layout, num_images, size)
 
     tasks = [_Task(c, int(seed), int(size), layout, int(num_images), device, batch) for c in chunks]
     total = sum(c.stop - c.start for c in chunks)
@@ -483,6 +562,7 @@ def generate_dataset(
         seconds=seconds,
         complete=bool(final["complete"]),
         shard_buckets=my_buckets,
+        repaired=repaired,
     )
 
 
@@ -520,7 +600,7 @@ def _execute(
         for t in tasks:
             yield _run_chunk(t, gen)
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, available_cpus() // workers)
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(name, overrides, threads)) as pool:
         yield from pool.imap_unordered(_run_chunk, tasks)
@@ -542,21 +622,76 @@ def _progress(total: int, name: str, enabled: bool):
     return tqdm(total=total, desc=name, unit="img", unit_scale=False, dynamic_ncols=True, smoothing=0.1)
 
 
+def _forget_failed_buckets(layout: Layout, manifest: dict[str, Any], buckets: Sequence[int]) -> list[int]:
+    """For ``generate --verify``: find the finished ``buckets`` whose files fail their checksum and
+    forget them (done marker and images) so that they are rendered again; return them.
+
+    A bucket fails when its images hash differently from its done marker, or
+    from the manifest of a complete dataset. The manifest stops claiming
+    completeness before anything is removed, so a crash leaves a resumable dataset.
+    """
+    num_images, size = manifest["num_images"], manifest["size"]
+    published = read_manifest(layout.root) or {}
+    listed = published.get("checksums") if published.get("complete") else None
+    listed = listed if isinstance(listed, dict) else {}
+    expected: dict[int, str] = {}
+    bad: list[int] = []
+    for b in buckets:
+        marker = _read_marker(layout, b)
+        if marker is None:
+            continue  # unfinished: rendered anyway
+        digest = marker.get("sha256")
+        if not isinstance(digest, str) or listed.get(f"{b:05d}", digest) != digest:
+            bad.append(b)
+        else:
+            expected[b] = digest
+    bad = sorted(bad + _failed_buckets(layout, expected, num_images, size))
+    wanted = published.get("labels_sha256")
+    labels_bad = wanted is not None and _file_sha256(layout.labels) != wanted
+    if not bad and not labels_bad:
+        return []
+    write_manifest(layout.root, manifest)  # complete: False
+    if labels_bad:
+        layout.labels.unlink(missing_ok=True)  # rewritten from the done markers when complete
+    if bad and layout.format == "npy" and layout.npy.exists():
+        os.replace(layout.npy, layout.npy_partial)  # the repaired buckets are written into it again
+    for b in bad:
+        layout.bucket_marker(b).unlink(missing_ok=True)
+        if layout.format != "npy":
+            shutil.rmtree(layout.bucket_dir(b), ignore_errors=True)
+    return bad
+
+
 def verify_dataset(out: str | os.PathLike) -> list[str]:
-    """Recompute every bucket checksum of a complete dataset; return the buckets that differ."""
+    """Recompute every checksum of a complete dataset; return what differs.
+
+    Returns the keys of the buckets (``"00001"``) whose images are missing,
+    unreadable or changed, and ``"labels.npy"`` if the labels file is missing or
+    changed; an empty list when everything matches the manifest.
+
+    Raises:
+        UserError: not a noisevision dataset, an incomplete one, or a damaged manifest.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise UserError(f"{out} is not a directory: give the --out directory of a generate run")
     manifest = read_manifest(out)
     if manifest is None:
         raise UserError(f"{out} has no manifest.json: not a noisevision dataset")
     if not manifest.get("complete"):
         raise UserError(f"{out} is incomplete: re-run the same generate command to finish it")
-    layout = Layout(Path(out), manifest["format"], manifest["bucket_size"])
-    bad = []
-    for key, digest in manifest["checksums"].items():
-        try:
-            actual = _bucket_checksum(layout, int(key), manifest["num_images"], manifest["size"])
-        except OSError:
-            actual = None
-        if actual != digest:
-            bad.append(key)
+    try:
+        layout = Layout(out, manifest["format"], int(manifest["bucket_size"]))
+        expected = {int(k): str(v) for k, v in manifest["checksums"].items()}
+        num_images, size = int(manifest["num_images"]), int(manifest["size"])
+        layout.image_path(0)  # a known format
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UserError(f"{out / 'manifest.json'} is damaged (fields missing or of the wrong type); "
+                        "regenerate the dataset") from None
+    bad = [f"{b:05d}" for b in _failed_buckets(layout, expected, num_images, size)]
+    if manifest.get("labels"):
+        wanted = manifest.get("labels_sha256")
+        digest = _file_sha256(layout.labels)
+        if digest is None or (wanted is not None and digest != wanted):
+            bad.append(layout.labels.name)
     return bad
-

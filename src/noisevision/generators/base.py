@@ -268,7 +268,14 @@ def _ensure_loaded() -> None:
     # Third-party generators: NOISEVISION_PLUGINS="pkg.module,other.module" is imported
     # too (also in worker processes, which inherit the environment).
     for mod in filter(None, (m.strip() for m in os.environ.get("NOISEVISION_PLUGINS", "").split(","))):
-        importlib.import_module(mod)
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            _loaded = False  # try again (e.g. after the environment is fixed) on the next use
+            raise UserError(
+                f"NOISEVISION_PLUGINS names {mod!r}, which cannot be imported ({exc}); "
+                "put the module on PYTHONPATH (or install it), or remove it from NOISEVISION_PLUGINS"
+            ) from None
 
 
 def split_name_list(names: str | Sequence[str]) -> list[str]:

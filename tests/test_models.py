@@ -158,9 +158,14 @@ def test_fast_conv_matches_conv2d(autocast_bf16: bool) -> None:
             y = conv(xi)
         (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
         grads.append((y.float(), xi.grad, conv.weight.grad))
-    tol = {"rtol": 2e-2, "atol": 2e-2} if autocast_bf16 else {"rtol": 1e-5, "atol": 1e-5}
     for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, **tol)
+        if autocast_bf16:
+            # bf16 keeps 8 significant bits and the two paths round partial sums in different orders (the
+            # kernel oneDNN picks depends on the machine), so single elements near zero can differ by a
+            # large factor; the error relative to the whole tensor is what rounding bounds (~2^-8).
+            assert (a - b).norm() <= 2e-2 * b.norm(), float((a - b).norm() / b.norm())
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     # the helper itself against autograd of F.conv2d in float64
     x64, w64 = torch.randn(2, 3, 5, 5, dtype=torch.float64), torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
     go = torch.randn(2, 4, 5, 5, dtype=torch.float64)

@@ -13,6 +13,7 @@ batch is global, so the rate does not depend on the number of processes.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import yaml
 from ..errors import UserError
 
 LR_SCHEDULES = ("step", "cosine", "constant")
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32", "fp64")
 DEVICES = ("auto", "cpu", "cuda")
 # The paper's small-scale milestones (155, 170, 185 of 200 epochs), as fractions of the run.
 PAPER_MILESTONE_FRACTIONS = (155 / 200, 170 / 200, 185 / 200)
@@ -101,6 +102,11 @@ class PretrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
+        for f in dataclasses.fields(self):  # NaN passes every comparison below, infinity most of them
+            value = getattr(self, f.name)
+            if not _all_finite(value):
+                what = "be a finite number" if isinstance(value, float) else "hold finite numbers only"
+                raise ValueError(f"{f.name} must {what}, got {value!r}")
         for name in ("epochs", "batch_size", "lr", "lr_gamma"):
             positive(name)
         for name in ("num_images", "image_size", "crop_size", "lr_reference_batch"):
@@ -156,6 +162,17 @@ class PretrainConfig:
         return [k for k in a if k not in RESUME_FREE_FIELDS and a[k] != b[k]]
 
 
+def _all_finite(value: Any) -> bool:
+    """False if ``value`` is, or holds (in a mapping or sequence), a NaN or infinite float."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_all_finite(v) for v in value)
+    return True
+
+
 def lr_at(config: PretrainConfig, step: int, steps_per_epoch: int) -> float:
     """Learning rate of optimisation step ``step`` (0-based), a pure function of the config.
 
@@ -204,6 +221,10 @@ def parse_kwargs(items: list[str] | dict[str, Any] | None, name: str) -> dict[st
         return {}
     if isinstance(items, dict):
         return dict(items)
+    if isinstance(items, str):  # one KEY=VALUE written as a plain YAML string
+        items = [items]
+    if not isinstance(items, (list, tuple)):
+        raise UserError(f"{name} must be a mapping of key: value (or a list of key=value), got {items!r}")
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = str(item).partition("=")
@@ -270,7 +291,7 @@ FIELD_HELP: dict[str, str] = {
     "seed": "root seed: model init, data order, augmentations, gen: images (default 0)",
     "workers": "background loader/generator processes (default: 0 for stored data, up to 4 for gen:)",
     "device": "auto, cpu, cuda or cuda:N (default auto)",
-    "precision": "auto (bf16 on CUDA, on CPU only where measured faster), bf16 or fp32",
+    "precision": "auto (bf16 on CUDA, on CPU only where measured faster), bf16, fp32 or fp64 (slow; for numerical checks)",
     "channels_last": "NHWC memory format (default on: faster convs on CPU and CUDA)",
     "compile": "torch.compile the model",
     "sync_bn": "synchronise BatchNorm statistics across processes (default on)",

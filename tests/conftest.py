@@ -35,3 +35,36 @@ def no_cuda(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture
+def deny_writes(monkeypatch: pytest.MonkeyPatch):
+    """``deny_writes(folder)``: creating files or folders inside ``folder`` fails with EACCES, as in a
+    read-only folder (``chmod`` does not stop root, which runs some test machines)."""
+    import errno
+    import tempfile
+
+    denied: list[Path] = []
+
+    def check(path) -> None:
+        if path is not None and any(Path(os.path.abspath(path)).is_relative_to(d) for d in denied):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    real_mkdir, real_mkstemp, real_named = os.mkdir, tempfile.mkstemp, tempfile.NamedTemporaryFile
+
+    def mkdir(path, *args, **kwargs):
+        check(os.path.dirname(os.path.abspath(path)))
+        return real_mkdir(path, *args, **kwargs)
+
+    def mkstemp(*args, dir=None, **kwargs):
+        check(dir)
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    def named(*args, dir=None, **kwargs):
+        check(dir)
+        return real_named(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", named)
+    return lambda folder: denied.append(Path(os.path.abspath(folder)))

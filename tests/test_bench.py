@@ -234,6 +234,45 @@ def test_a_profile_file_and_a_config_file(tmp_path, capsys):
     assert "no suite entry matches 'nothing/*'" in capsys.readouterr().err
 
 
+def _one_line_error(capsys, message: str) -> None:
+    err = capsys.readouterr().err
+    assert err.startswith("noisevision: error:") and err.count("\n") == 1 and message in err, err
+
+
+def test_bad_datasets_and_outputs_fail_before_any_work(tmp_path, capsys, monkeypatch, deny_writes):
+    """A dataset that is not there, an --out that is a file or read-only: one line, nothing generated."""
+    from noisevision.comparison.suite import SuiteRun
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the inputs were checked")
+
+    monkeypatch.setattr(SuiteRun, "run_entry", refuse)
+    out = tmp_path / "out"
+    assert main(["compare", "--datasets", "bogus", "--out", str(out)]) == 2
+    _one_line_error(capsys, "unknown dataset 'bogus'")
+    assert main(["compare", "--datasets", f"imagefolder:{tmp_path / 'nowhere'}", "--out", str(out)]) == 2
+    _one_line_error(capsys, "does not exist")
+    only_train = tmp_path / "only_train"
+    (only_train / "train" / "a").mkdir(parents=True)
+    assert main(["compare", "--datasets", f"imagefolder:{only_train}", "--out", str(out)]) == 2
+    _one_line_error(capsys, "has no 'test' split (found: train)")
+    assert not out.exists()
+    (only_train / "test" / "a").mkdir(parents=True)
+    data = f"imagefolder:{only_train}"  # both splits now: the output checks come next
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    assert main(["compare", "--datasets", data, "--out", str(a_file)]) == 2
+    _one_line_error(capsys, "is a file, not a folder")
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    deny_writes(read_only)
+    assert main(["compare", "--datasets", data, "--out", str(read_only / "results")]) == 2
+    _one_line_error(capsys, "permission denied")
+    assert main(["compare", "--datasets", data, "--out", str(read_only)]) == 2
+    _one_line_error(capsys, "permission denied")
+    assert list(read_only.iterdir()) == [] and a_file.read_text() == "mine"
+
+
 @pytest.mark.slow
 def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
     out = tmp_path / "quick"

@@ -5,18 +5,19 @@ the comparison to be exact up to float rounding:
 
 * augmentations are made deterministic (full-image crop, no flip/jitter/grayscale),
   since each process draws its own random views;
-* NCHW layout: with channels_last, oneDNN picks batch-size-dependent conv kernels, so
-  a batch of 8 per process rounds differently from a batch of 16 (measured 2e-3
-  relative loss difference at step 3 instead of under 1e-5);
 * BatchNorm statistics are synchronised over the global batch (``sync_bn``, on CPU
   via ``AllReduceBatchNorm``), and the uniformity term uses embeddings gathered
-  from both processes with gradients.
+  from both processes with gradients;
+* the runs train in float64 (``--precision fp64``). Two processes sum gradients and
+  BatchNorm statistics in another order than one process, and this tiny-batch
+  training amplifies the rounding differences chaotically: in fp32 the weights
+  differed by 3e-5 on one machine and 5e-4 on another after 3 steps, too close to
+  what a bug gives. In fp64 rounding is 1e-9 times smaller: measured 5e-15.
 
-A control run without ``sync_bn`` (per-process BatchNorm statistics) must differ
-clearly more, which shows the comparison can detect a wrong implementation.
-Measured after 3 steps (relative L2 distance of all weights to the 1-process run):
-2 processes 3e-5 (1 process with 2 threads instead of 1: 1.5e-5), 2 processes
-with per-process BatchNorm 4e-2.
+Every run is deterministic (the same run twice gives identical weights, whatever
+the machine's load), and one thread per process keeps the reductions in the same
+order in both runs. A control run without ``sync_bn`` (per-process BatchNorm
+statistics) differs by 4e-2, which shows the check detects a wrong implementation.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _args(data: Path, out: Path) -> list[str]:
     return [
         "--data", str(data), "--arch", "smallalexnet32", "--arch-kwargs", "fc_dim=256", "--crop-size", "32",
         "--batch-size", "16", "--epochs", "1", "--num-images", "48", "--lr", "0.02", "--lr-reference-batch", "none",
-        "--lr-schedule", "constant", "--precision", "fp32", "--no-channels-last", "--aug-kwargs", *DETERMINISTIC_AUG,
+        "--lr-schedule", "constant", "--precision", "fp64", "--no-channels-last", "--aug-kwargs", *DETERMINISTIC_AUG,
         "--log-every", "1", "--workers", "0", "--device", "cpu", "--out", str(out),
     ]
 
@@ -93,14 +94,14 @@ def test_two_processes_match_one_process(data: Path, tmp_path: Path, one_thread:
     losses2, weights2 = _result(tmp_path / "two")
     losses3, weights3 = _result(tmp_path / "two-nosync")
     assert len(losses1) == len(losses2) == 3
-    np.testing.assert_allclose(losses2, losses1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(losses2, losses1, rtol=1e-6)  # logged as fp32: 1 ulp is 6e-8
+    assert all(v.dtype == torch.float64 for v in weights1.values() if v.is_floating_point())
     synced = _rel_l2_diff(weights2, weights1)
     unsynced = _rel_l2_diff(weights3, weights1)
-    # Measured: synced 3e-5 (float rounding: one process with 2 threads instead of 1 differs
-    # by 1.5e-5), per-process BatchNorm 4e-2. Longer runs amplify rounding (the loss is chaotic
-    # on such tiny batches), so the check stays at 3 steps.
-    assert synced < 3e-4, synced
-    assert unsynced > 30 * max(synced, 1e-5), (synced, unsynced)  # the check would catch per-rank BN
+    # Measured: synced 5e-15 (fp64 rounding, eps 2.2e-16, amplified over 3 steps), per-process
+    # BatchNorm 4e-2. The bound leaves a factor 1e5 to rounding and 1e7 to the control.
+    assert synced < 1e-9, synced
+    assert unsynced > 1e-3, unsynced  # the check catches per-process BatchNorm statistics
     # Only rank 0 wrote files; the run is a normal run directory.
     assert (tmp_path / "two" / "encoder.pt").exists()
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())

@@ -190,3 +190,62 @@ def test_strided_weight_grad_matches_autograd(kernel: int, stride: int, padding:
         out = conv(xi)
     out.float().sum().backward()
     assert conv.weight.grad.shape == conv.weight.shape and xi.grad.shape == xi.shape
+
+
+def test_checkpoint_contents_are_checked_before_the_model_is_built(tmp_path, monkeypatch) -> None:
+    """arch_kwargs asking for a huge model (fc_dim=1000000 was OOM-killed), or a broken structure,
+    are refused before any real allocation: the only build allowed is on the meta device."""
+    import noisevision.models.checkpoint as checkpoint_module
+
+    good = save_encoder(tmp_path / "good.pt", create_encoder("smallalexnet32", fc_dim=16))
+    payload = torch.load(good, weights_only=True)
+
+    def variant(name: str, **changes) -> object:
+        torch.save({**payload, **changes}, tmp_path / name)
+        return tmp_path / name
+
+    built_on: list[str] = []
+    real_create = checkpoint_module.create_encoder
+
+    def spy(arch, **kwargs):
+        built_on.append(torch.get_default_device().type)
+        return real_create(arch, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module, "create_encoder", spy)
+    cases = [
+        (variant("huge.pt", arch_kwargs={**payload["arch_kwargs"], "fc_dim": 1_000_000}),
+         r"do not fit .* stages\.fc6\.1\.weight has shape \(16, 1728\), expected \(1000000, 1728\)"),
+        (variant("five.pt", arch_kwargs=5), "arch_kwargs .* are not a mapping"),
+        (variant("nested.pt", arch_kwargs={"fc_dim": [1, 2]}), "arch_kwargs .* are not a mapping"),
+        (variant("none.pt", state_dict=None), "holds no weights"),
+        (variant("strings.pt", state_dict={"stages.fc8.0.bias": "zeros"}), "is not a named tensor"),
+        (variant("arch.pt", arch=None), "its arch is None"),
+        (variant("meta.pt", meta=[1]), "its meta is list"),
+        (variant("missing.pt", state_dict={k: v for k, v in payload["state_dict"].items() if "fc8" not in k}),
+         r"2 tensor\(s\) missing"),
+    ]
+    for path, pattern in cases:
+        built_on.clear()
+        with pytest.raises(UserError, match=pattern):
+            load_encoder(path)
+        assert set(built_on) <= {"meta"}, (path, built_on)
+    encoder, _ = load_encoder(good)
+    assert built_on[-1] == "cpu" and encoder.arch_kwargs["fc_dim"] == 16
+
+
+def test_checkpoint_read_errors_are_our_own_words(tmp_path) -> None:
+    """torch's messages advise weights_only=False and hold colour codes: neither reaches the user."""
+    import fractions
+
+    torch.save({"format": "noisevision-encoder", "third": fractions.Fraction(1, 3)}, tmp_path / "objects.pt")
+    torch.save({"x": torch.zeros(100)}, tmp_path / "whole.pt")
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "five.pt").write_bytes(data[:5])
+    for name, pattern in [("objects.pt", "holds Python objects other than tensors"),
+                          ("cut.pt", "damaged, truncated or not a torch file"),
+                          ("five.pt", "damaged, truncated or not a torch file")]:
+        with pytest.raises(UserError, match=pattern) as info:
+            load_encoder(tmp_path / name)
+        message = str(info.value)
+        assert "weights_only" not in message and "\x1b" not in message and "\n" not in message, message

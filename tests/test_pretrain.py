@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,7 +48,8 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
 def test_config_validation() -> None:
     PretrainConfig()
     for bad in ({"epochs": 0}, {"batch_size": -1}, {"lr_schedule": "linear"}, {"precision": "fp8"},
-                {"lr_milestones": (5, 3)}, {"device": "tpu"}, {"warmup_epochs": 300}):
+                {"lr_milestones": (5, 3)}, {"device": "tpu"}, {"warmup_epochs": 300}, {"lr": math.nan},
+                {"lr": math.inf}, {"weight_decay": math.inf}, {"lr_gamma": math.nan}, {"aug_kwargs": {"p": [0, math.nan]}}):
         with pytest.raises(ValueError):
             PretrainConfig(**bad)
 
@@ -194,6 +196,160 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_npy: Path, tmp_p
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == bad_step  # the state before the bad step, nothing after it
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def _one_line_error(code: int, err: str, message: str) -> None:
+    """Exit status 2 and one error line naming the problem (after any progress lines), no traceback."""
+    errors = [line for line in err.splitlines() if line.startswith("noisevision: error:")]
+    assert code == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
+
+
+def test_non_finite_numbers_and_bad_yaml_kwargs(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = ["--out", str(tmp_path / "never")]
+    for args, message in [
+        (["--lr", "nan"], "lr must be a finite number"),
+        (["--lr", "inf"], "lr must be a finite number"),
+        (["--momentum", "nan"], "momentum must be a finite number"),
+        (["--method-kwargs", "t=nan"], "method_kwargs must hold finite numbers only"),
+    ]:
+        _one_line_error(*run_cli(["--data", str(tiny_npy), *TINY, *args, *out], capsys), message)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("arch_kwargs: 5\n")
+    _one_line_error(*run_cli(["--config", str(bad), "--data", str(tiny_npy), *out], capsys),
+                    "arch_kwargs must be a mapping of key: value")
+    assert not (tmp_path / "never").exists()
+
+
+def test_out_that_cannot_hold_a_run(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                    deny_writes) -> None:
+    args = ["--data", str(tiny_npy), *TINY, "--num-images", "32", "--epochs", "1"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    _one_line_error(*run_cli([*args, "--out", str(a_file)], capsys), "is a file, not a folder")
+    assert a_file.read_text() == "mine"
+    # A folder of the user's own files is not overwritten (generate refuses such folders too).
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    _one_line_error(*run_cli([*args, "--out", str(mine)], capsys), "is not empty and is not a run")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # --resume needs a run to resume.
+    _one_line_error(*run_cli(["--resume", "--out", str(tmp_path / "typo")], capsys), "the folder does not exist")
+    _one_line_error(*run_cli(["--resume", "--out", str(mine)], capsys), "is not a run")
+    assert not (tmp_path / "typo").exists()
+    # A read-only folder fails before any training, inside it or as --out.
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    deny_writes(read_only)
+    _one_line_error(*run_cli([*args, "--out", str(read_only / "run")], capsys), "permission denied")
+    _one_line_error(*run_cli([*args, "--out", str(read_only)], capsys), "permission denied")
+    assert list(read_only.iterdir()) == []
+
+
+def test_nan_loss_before_any_checkpoint_names_none(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "nan"
+    code, err = run_cli(["--data", str(tiny_npy), *TINY, "--epochs", "3", "--lr", "1e36", "--save-every", "0",
+                         "--lr-schedule", "constant", "--out", str(out)], capsys)
+    _one_line_error(code, err, "no checkpoint had been written yet")
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_disk_full_while_saving_a_checkpoint(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second checkpoint write meets ENOSPC: one line, the first checkpoint intact, no temporary left."""
+    import errno
+
+    import noisevision.models.checkpoint as ckpt
+
+    real_save, saves = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:
+            f.write(b"PK partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt.torch, "save", save)
+    out = tmp_path / "full"
+    code, err = run_cli(["--data", str(tiny_npy), *TINY, "--num-images", "64", "--epochs", "1", "--save-every", "2",
+                         "--out", str(out)], capsys)
+    _one_line_error(code, err, "no space left on the device")
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert not list(out.glob(".*.tmp")) and not (out / "encoder.pt").exists()
+
+
+def test_resume_with_a_checkpoint_of_another_architecture(tiny_npy: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    args = ["--data", str(tiny_npy), *TINY, "--num-images", "32", "--epochs", "2", "--save-every", "1"]
+    code, err = run_cli([*args, "--out", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    code, err = run_cli([*args, "--arch", "resnet18", "--arch-kwargs", "stem=cifar", "width=0.125",
+                         "--out", str(tmp_path / "b")], capsys)
+    assert code == 0, err
+    (tmp_path / "b" / "checkpoint.pt").replace(tmp_path / "a" / "checkpoint.pt")
+    code, err = run_cli(["--resume", "--out", str(tmp_path / "a")], capsys)
+    _one_line_error(code, err, "holds a 'resnet18' model, not this run's 'smallalexnet32'")
+
+
+def test_training_checkpoint_structure_is_checked(tmp_path: Path) -> None:
+    from noisevision.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+
+    good = {"format": CHECKPOINT_FORMAT, "format_version": 1, "model": {"w": torch.zeros(2)},
+            "optimizer": {"state": {}, "param_groups": []}, "step": 3, "epoch": 1, "steps_per_epoch": 3,
+            "rng": {"torch": torch.get_rng_state()}, "scaler": None}
+    torch.save(good, tmp_path / "good.pt")
+    assert load_checkpoint(tmp_path / "good.pt")["step"] == 3
+    for change, message in [({"model": None}, "holds no weights"), ({"optimizer": 5}, "no optimizer state"),
+                            ({"step": "3"}, "its step is '3'"), ({"steps_per_epoch": 0}, "its steps_per_epoch is 0"),
+                            ({"rng": {}}, "no random-number state"), ({"format_version": 2}, "format version 2")]:
+        torch.save({**good, **change}, tmp_path / "bad.pt")
+        with pytest.raises(UserError, match=message):
+            load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_resume_cleans_temporaries_and_works_from_another_folder(tiny_npy: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """--data is stored as an absolute path; a temporary left by a kill during a save is removed."""
+    (tmp_path / "first").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(tiny_npy, tmp_path / "first" / "images.npy")
+    monkeypatch.chdir(tmp_path / "first")
+    code, err = run_cli(["--data", "images.npy", *TINY, "--num-images", "32", "--epochs", "1", "--out", "run"], capsys)
+    assert code == 0, err
+    run = tmp_path / "first" / "run"
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"] == str(tmp_path / "first" / "images.npy")
+    stale = run / ".checkpoint.pt.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, err = run_cli(["--resume", "--out", str(run), "--epochs", "2"], capsys)  # epochs differ: refused...
+    assert code == 2 and "epochs" in err
+    code, err = run_cli(["--resume", "--out", str(run)], capsys)  # ...the same run resumes from here
+    assert code == 0, err
+    assert not stale.exists()
+
+
+def test_undecodable_training_images_are_counted_and_reported(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setenv("NOISEVISION_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "folder" / "cls"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(32):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG cut short")
+    out = tmp_path / "run"
+    code = main(["pretrain", "--data", str(tmp_path / "folder"), *TINY, "--epochs", "1", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "1 of 33 image files" in warnings[0] and "broken.png" in warnings[0]
+    assert "1 undecodable image file(s) left out" in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["bad_images"] == 1 and summary["data"]["num_images"] == 32
 
 
 # ---------------------------------------------------------------------- resume after SIGKILL

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,23 @@ def test_bad_inputs(solid_colours, cache, tmp_path, capsys):
                   r"holds a 'smallalexnet32' encoder, but 'resnet18' was expected")
     _expect_error(base + ["--encoder", str(tmp_path / "missing.pt")], capsys, "not found")
     _expect_error(base + ["--encoder", "pixels", "--max-train", "0"], capsys, "max_train must be positive")
+
+
+def test_image_size_and_single_class_errors(solid_colours, cache, tmp_path, capsys):
+    ds = f"imagefolder:{solid_colours}"
+    # SmallAlexNet-32's fc6 fixes its input size; a huge size is refused before anything is allocated.
+    _expect_error(["probe", "--dataset", ds, "--encoder", "random:smallalexnet32", "--image-size", "20"], capsys,
+                  r"does not take 20 px inputs \(its native size is 32 px\); set --image-size 32")
+    _expect_error(["probe", "--dataset", ds, "--encoder", "random:smallalexnet32", "--image-size", "100000"], capsys,
+                  r"--image-size 100000 is out of range")
+    _expect_error(["probe", "--dataset", ds, "--encoder", "pixels", "--image-size", "100000"], capsys,
+                  r"--image-size 100000 is out of range")
+    # One class: every image is "right", so the probe would report 100 %.
+    one = tmp_path / "one"
+    for split in ("train", "test"):
+        shutil.copytree(solid_colours / split / "red", one / split / "red")
+    _expect_error(["probe", "--dataset", f"imagefolder:{one}", "--encoder", "pixels"], capsys,
+                  r"has only one class \('red'\).*at least two class folders")
 
 
 def test_mismatched_classes_and_bad_images(tmp_path, cache, capsys):

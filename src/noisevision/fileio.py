@@ -46,6 +46,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def prepare_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Create the output folder ``path`` and check that files can be written in it.
+
+    Raises:
+        UserError: ``path`` is a file, or the folder cannot be created or written
+            (read-only, permission denied, disk full), before any work is done.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder; choose a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test.", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise _user_os_error(exc, path) from None
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -71,6 +71,10 @@ def parse_kv(items: Iterable[str] | Mapping[str, Any] | None, name: str, typed: 
         return {}
     if isinstance(items, Mapping):
         return dict(items)
+    if isinstance(items, str):  # one key=value written as a plain YAML string
+        items = [items]
+    if not isinstance(items, (list, tuple)):
+        raise UserError(f"{name} must be a mapping of key: value (or a list of key=value), got {items!r}")
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = str(item).partition("=")

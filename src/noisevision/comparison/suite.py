@@ -30,12 +30,12 @@ from typing import Any
 
 import yaml
 
-from ..data.imagefolder import scan_image_folder
+from ..data.imagefolder import available_splits, scan_image_folder
 from ..data.roots import resolve_dataset
 from ..data.writer import generate_dataset
 from ..errors import UserError, did_you_mean
 from ..eval import probe
-from ..fileio import atomic_write_text, write_json
+from ..fileio import atomic_write_text, prepare_output_dir, write_json
 from ..generators import get_spec
 from ..parsing import load_yaml, make_config, resolve_params
 from ..resources import max_workers
@@ -193,6 +193,24 @@ def parse_datasets(spec: str) -> list[EvalDataset]:
     if not out:
         raise UserError("--datasets is empty")
     return out
+
+
+def check_datasets(datasets: Sequence[EvalDataset], data_root: str | None) -> None:
+    """Find every evaluation dataset and its splits before any work (UserError otherwise).
+
+    Resolving a named dataset unpacks (or downloads) it as the probe would later.
+    """
+    for ds in datasets:
+        source = resolve_dataset(ds.name, data_root)
+        if source.kind != "imagefolder":
+            continue  # the official CIFAR-10 batches hold both splits
+        splits = available_splits(source.path)
+        missing = [s for s in (ds.train_split, ds.test_split) if s not in splits]
+        if missing:
+            raise UserError(
+                f"dataset {ds.name} ({source.path}) has no {missing[0]!r} split (found: {', '.join(splits) or 'none'}); "
+                f"the suite needs {source.path}/{ds.train_split} and {source.path}/{ds.test_split}"
+            )
 
 
 # ------------------------------------------------------------------ running
@@ -539,13 +557,15 @@ def run_suite(
     """Run (or resume) a profile; write rows.jsonl, results.md and charts; return the summary.
 
     Raises:
-        UserError: unknown profile, entry pattern or dataset.
+        UserError: unknown profile, entry pattern or dataset, missing dataset, or an
+            ``out`` that is a file or cannot be written.
     """
     prof = get_profile(profile)
     entries = select_entries(prof, only, exclude)
     dsets = parse_datasets(datasets)
+    check_datasets(dsets, data_root)  # a bad --datasets fails now, not after the first entry's work
     out_dir = Path(out or Path("results") / prof.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir)
     run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress)
     # An entry whose encoder another entry uses (feature-vis of the dead-leaves encoder) runs first; its
     # encoder is only (re)built while a dependent entry still has probes to run, and a dependency that

@@ -39,6 +39,8 @@ class ImageSource:
     """Base class: a collection of uint8 images with a deterministic per-epoch order."""
 
     kind: str = ""
+    # Image folders: files that could not be decoded and were left out (None for other sources).
+    bad_files: list[str] | None = None
 
     def __init__(self, description: str, num_images: int, image_size: int, seed: int) -> None:
         self.description = description
@@ -56,7 +58,10 @@ class ImageSource:
 
     def info(self) -> dict[str, Any]:
         """What the run records about its data."""
-        return {"kind": self.kind, "data": self.description, "num_images": self.num_images, "image_size": self.image_size}
+        info = {"kind": self.kind, "data": self.description, "num_images": self.num_images, "image_size": self.image_size}
+        if self.bad_files is not None:
+            info["bad_images"] = len(self.bad_files)
+        return info
 
 
 class ArraySource(ImageSource):
@@ -198,6 +203,7 @@ def open_source(
             )
             source = ArraySource(str(path), seed, array=loaded.images, num_images=num_images)
             source.kind = "folder"
+            source.bad_files = list(loaded.bad_files)
         else:
             raise UserError(f"training data {path} is neither a directory nor a .npy file")
     if source.image_size < min_size:

@@ -125,8 +125,8 @@ class ProbeConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.align_images < 0:
             raise ValueError(f"align_images must be >= 0, got {self.align_images}")
-        if self.knn_temperature <= 0:
-            raise ValueError(f"knn_temperature must be positive, got {self.knn_temperature}")
+        if not self.knn_temperature > 0 or self.knn_temperature == float("inf"):  # NaN fails the first test
+            raise ValueError(f"knn_temperature must be a positive finite number, got {self.knn_temperature}")
         if self.seed < 0:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
 
@@ -336,6 +336,7 @@ def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None
         layer = cfg.layer or encoder.default_probe_layer
         encoder.check_layer(layer)
         size = cfg.image_size or encoder.input_size
+        encoder.check_input_size(size, "--image-size")  # before the data is loaded at that size
         preset, mean, std = normalization_for(meta)
         encoder = prepare_encoder(encoder, device)
 
@@ -345,6 +346,11 @@ def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None
         train = load_split(source, cfg.train_split, size, cfg.cache_dir, cfg.skip_bad_images, progress)
         test = load_split(source, test_split, size, cfg.cache_dir, cfg.skip_bad_images, progress)
     _check_same_classes(train, test, cfg.train_split, test_split)
+    if len(train.classes) < 2:
+        raise UserError(
+            f"{cfg.dataset} has only one class ({train.classes[0]!r}): a probe measures how well classes are "
+            "told apart and would report 100 %; give a dataset with at least two class folders"
+        )
     train = _subset(train, cfg.max_train, cfg.seed, "max-train")
     test = _subset(test, cfg.max_test, cfg.seed, "max-test")
     n_classes = len(train.classes)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import Encoder, ProjectionHead
+from ..models.base import upcast
 
 
 class Method(nn.Module):
@@ -24,8 +25,8 @@ class Method(nn.Module):
         self.head = head if head is not None else nn.Identity()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) views -> (N, D) L2-normalised projections (fp32)."""
-        return F.normalize(self.head(self.encoder(x)).float(), dim=1)
+        """(N, 3, H, W) views -> (N, D) L2-normalised projections (fp32, or fp64 with fp64 weights)."""
+        return F.normalize(upcast(self.head(self.encoder(x))), dim=1)
 
     def embed_views(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed both views in ONE forward pass of the concatenated batch (as the paper's

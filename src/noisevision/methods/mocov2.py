@@ -10,6 +10,7 @@ from torch import nn
 from ..distributed import gather_no_grad
 from ..losses import info_nce_loss
 from ..models import Encoder, MoCoV2Head
+from ..models.base import upcast
 from .base import Method, default_head
 
 
@@ -51,7 +52,7 @@ class MoCoV2(Method):
     @torch.no_grad()
     def embed_keys(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, D) L2-normalised keys from the momentum encoder."""
-        return F.normalize(self.momentum_head(self.momentum_encoder(x)).float(), dim=1)
+        return F.normalize(upcast(self.momentum_head(self.momentum_encoder(x))), dim=1)
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.symmetric:  # both directions, each encoder run once on the concatenated views

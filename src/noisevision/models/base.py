@@ -15,12 +15,20 @@ from torch import nn
 
 from ..errors import UserError
 
+# The largest input side checked by ``Encoder.check_input_size`` (a 100,000 px side would need 120 GB per image).
+MAX_INPUT_SIZE = 1024
+
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """fp16/bf16 -> fp32; fp32 and fp64 (``--precision fp64``) unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
 
 class L2Normalize(nn.Module):
-    """Project rows onto the unit sphere (in fp32, so bf16 autocast keeps norms exact)."""
+    """Project rows onto the unit sphere (in fp32 at least, so bf16 autocast keeps norms exact)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x.float(), dim=1)
+        return F.normalize(upcast(x), dim=1)
 
 
 class Encoder(nn.Module):
@@ -67,6 +75,30 @@ class Encoder(nn.Module):
             raise UserError(
                 f"encoder {self.arch!r} has no layer {layer!r}; valid layers: {', '.join(self.layer_names)}"
             )
+
+    def check_input_size(self, size: int, flag: str) -> None:
+        """UserError unless ``size`` px inputs fit (SmallAlexNet's fc6 fixes its input size; ``flag`` names the option).
+
+        Sizes above ``MAX_INPUT_SIZE`` are refused before anything is allocated; others
+        are tried with one forward pass of a zero image in eval mode (no statistics change).
+        """
+        if not 1 <= size <= MAX_INPUT_SIZE:
+            raise UserError(f"{flag} {size} is out of range: inputs of 1 to {MAX_INPUT_SIZE} px are accepted "
+                            f"({self.arch}'s native size is {self.input_size} px)")
+        param = next(self.parameters(), None)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                self(torch.zeros(1, 3, size, size, dtype=param.dtype if param is not None else torch.float32,
+                                 device=param.device if param is not None else "cpu"))
+        except RuntimeError:
+            raise UserError(
+                f"encoder {self.arch} does not take {size} px inputs (its native size is "
+                f"{self.input_size} px); set {flag} {self.input_size} or choose another encoder"
+            ) from None
+        finally:
+            self.train(was_training)
 
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, arch_kwargs={self.arch_kwargs}, out_dim={self.out_dim}"

@@ -8,6 +8,9 @@
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,9 +64,81 @@ def save_encoder(path: str | os.PathLike, encoder: Encoder, meta: dict | None = 
         "meta": _plain(meta or {}),
     }
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch_file(path, payload)
     return path
+
+
+def save_torch_file(path: Path, obj: Any) -> None:
+    """``torch.save`` atomically; a full disk or a read-only folder is a one-line UserError.
+
+    Written through a Python file object, so a failed write is an ``OSError``
+    with its errno (torch's own file writer reports it as a generic RuntimeError).
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_torch_file(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with our own one-line UserErrors.
+
+    torch's messages are not passed on: they advise retrying with
+    ``weights_only=False`` (never do that with a file from elsewhere) and carry
+    terminal colour codes.
+    """
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": a foreign file, refused below
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except MemoryError:
+        raise UserError(f"{what} {path} is too large to load into memory") from None
+    except pickle.UnpicklingError:
+        if zipfile.is_zipfile(path):
+            raise UserError(
+                f"cannot read {what} {path}: it holds Python objects other than tensors and plain values, which "
+                "noisevision never loads (it was not written by noisevision); use a checkpoint noisevision wrote"
+            ) from None
+        raise UserError(f"cannot read {what} {path}: it is damaged, truncated or not a torch file; "
+                        "use an intact checkpoint") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or type(exc).__name__}") from None
+    except Exception:  # noqa: BLE001 - torch reports damaged zip archives as RuntimeError, others as EOFError...
+        raise UserError(f"cannot read {what} {path}: it is damaged, truncated or not a torch file; "
+                        "use an intact checkpoint") from None
+
+
+def check_state_dict(state: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
+    """``state`` if it is a non-empty mapping of names to tensors, else a UserError."""
+    if not isinstance(state, dict) or not state:
+        raise UserError(f"{path} holds no weights ({what} is {type(state).__name__}, not a mapping of tensors)")
+    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise UserError(f"{path} is damaged: {what} entry {bad[0]!r} is not a named tensor")
+    return state
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str | None:
+    """What differs between two state dicts' names and shapes (one phrase), or None if they fit."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensor(s) missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        return " and ".join(parts)
+    for key, value in expected.items():
+        if tuple(found[key].shape) != tuple(value.shape):
+            return f"{key} has shape {tuple(found[key].shape)}, expected {tuple(value.shape)}"
+    return None
+
+
+_PLAIN = (bool, int, float, str, type(None))
 
 
 def load_encoder(
@@ -82,25 +157,44 @@ def load_encoder(
         path = path / RUN_DIR_FILE
     if not path.is_file():
         raise UserError(f"encoder checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001  (any unpickling failure means "not readable")
-        raise UserError(f"cannot read encoder checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    payload = read_torch_file(path, "encoder checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not a noisevision encoder checkpoint (expected format {FORMAT!r})")
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise UserError(f"{path} has encoder format version {version!r}; this noisevision reads up to {FORMAT_VERSION}")
     arch = payload.get("arch")
+    if not isinstance(arch, str):
+        raise UserError(f"{path} is damaged: its arch is {arch!r}, not an encoder name")
     if expected_arch is not None and arch != expected_arch:
         raise UserError(f"{path} holds a {arch!r} encoder, but {expected_arch!r} was expected")
-    encoder = create_encoder(arch, **payload.get("arch_kwargs", {}))
+    kwargs = payload.get("arch_kwargs", {})
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) and isinstance(v, _PLAIN) for k, v in kwargs.items()):
+        raise UserError(f"{path} is damaged: its arch_kwargs ({kwargs!r:.80}) are not a mapping of names to plain values")
+    meta = payload.get("meta", {})
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} is damaged: its meta is {type(meta).__name__}, not a mapping")
+    state = check_state_dict(payload.get("state_dict"), path, "state_dict")
+    # The architecture is first built on the meta device (no memory), so arch_kwargs that ask for a huge
+    # model are caught by comparing shapes with the weights the file holds; the real build then needs
+    # no more memory than the file's weights already took.
     try:
-        encoder.load_state_dict(payload["state_dict"])
+        with torch.device("meta"):
+            skeleton = create_encoder(arch, **kwargs)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    except (RuntimeError, OverflowError, MemoryError):
+        raise UserError(f"{path} is damaged: its arch_kwargs {kwargs} do not describe a buildable {arch!r}") from None
+    mismatch = state_dict_mismatch(skeleton.state_dict(), state)
+    if mismatch is not None:
+        raise UserError(f"weights in {path} do not fit a {arch!r} encoder with {kwargs}: {mismatch}")
+    encoder = create_encoder(arch, **kwargs)
+    try:
+        encoder.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
         raise UserError(f"weights in {path} do not fit a {arch!r} encoder: {str(exc).splitlines()[0]}") from None
     encoder.to(map_location).eval()
-    return encoder, dict(payload.get("meta", {}))
+    return encoder, dict(meta)
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:

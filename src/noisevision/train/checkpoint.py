@@ -21,7 +21,8 @@ import torch
 import yaml
 
 from ..errors import UserError
-from ..fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_write_text, user_os_error
+from ..models.checkpoint import check_state_dict, read_torch_file, save_torch_file
 from .config import PretrainConfig, build_config
 
 CHECKPOINT_FORMAT = "noisevision-pretrain-checkpoint"
@@ -31,6 +32,10 @@ CHECKPOINT_VERSION = 1
 class RunDir:
     """Paths and small file operations of one run directory."""
 
+    # What a run directory may hold besides hidden temporaries; the bench suite keeps its timings there too.
+    OWNED = frozenset({"config.yaml", "checkpoint.pt", "encoder.pt", "metrics.jsonl", "summary.json", "tb",
+                       "suite_timings.json"})
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.config = self.root / "config.yaml"
@@ -39,6 +44,27 @@ class RunDir:
         self.metrics = self.root / "metrics.jsonl"
         self.summary = self.root / "summary.json"
         self.tensorboard = self.root / "tb"
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run (its config or a checkpoint)."""
+        return self.config.is_file() or self.checkpoint.is_file()
+
+    def foreign_entries(self) -> list[str]:
+        """Names in the folder that a run does not write (sorted); empty if the folder does not exist."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.name not in self.OWNED and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporaries that a kill during an atomic write left (``.checkpoint.pt.<random>.tmp``...)."""
+        removed = []
+        for path in (self.config, self.checkpoint, self.encoder, self.metrics, self.summary):
+            for tmp in self.root.glob(f".{path.name}.*.tmp"):
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+        return removed
 
     def write_config(self, config: PretrainConfig) -> None:
         atomic_write_text(self.config, yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -63,8 +89,11 @@ class RunDir:
         atomic_write_text(self.metrics, "".join(k + "\n" for k in kept))
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with open(self.metrics, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as exc:
+            raise user_os_error(exc, self.metrics) from None
 
 
 def rng_states() -> dict[str, Any]:
@@ -100,18 +129,32 @@ def save_checkpoint(
         "steps_per_epoch": steps_per_epoch,
         "rng": rng_states(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch_file(path, state)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a training checkpoint (weights_only); UserError if it is damaged or foreign."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"no checkpoint at {path}") from None
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    """Load a training checkpoint (weights_only); UserError if it is damaged or foreign.
+
+    Checks the structure the loop relies on (model and optimizer states, step
+    counters, RNG state), so a bad file is a one-line error, not a traceback.
+    """
+    state = read_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a noisevision pretraining checkpoint")
+    version = state.get("format_version")
+    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
+        raise UserError(f"{path} has checkpoint format version {version!r}; this noisevision reads up to {CHECKPOINT_VERSION}")
+    check_state_dict(state.get("model"), path, "model")
+    optimizer = state.get("optimizer")
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("param_groups"), list):
+        raise UserError(f"{path} is damaged: it holds no optimizer state")
+    for key in ("step", "epoch", "steps_per_epoch"):
+        value = state.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "steps_per_epoch" else 0):
+            raise UserError(f"{path} is damaged: its {key} is {value!r}")
+    rng = state.get("rng")
+    if not isinstance(rng, dict) or not isinstance(rng.get("torch"), torch.Tensor) or rng["torch"].dtype != torch.uint8:
+        raise UserError(f"{path} is damaged: it holds no random-number state")
+    if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
+        raise UserError(f"{path} is damaged: its scaler state is not a mapping")
     return state

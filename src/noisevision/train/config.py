@@ -25,7 +25,7 @@ from ..models import list_encoders
 from ..parsing import load_yaml, parse_kv, resolve_params
 
 LR_SCHEDULES = ("step", "cosine", "constant")
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32", "fp64")
 DEVICES = ("auto", "cpu", "cuda")
 # The paper's small-scale milestones (155, 170, 185 of 200 epochs), as fractions of the run.
 PAPER_MILESTONE_FRACTIONS = (155 / 200, 170 / 200, 185 / 200)
@@ -106,7 +106,7 @@ class PretrainConfig:
         default=None, metadata={"help": 'background loader/generator processes (default: 0 for stored data, up to 4 for gen:)'})
     device: str = field(default="auto", metadata={"help": 'auto, cpu, cuda or cuda:N (default auto)'})
     precision: str = field(
-        default="auto", metadata={"help": 'auto (bf16 on CUDA, on CPU only where measured faster), bf16 or fp32', "choices": PRECISIONS})
+        default="auto", metadata={"help": 'auto (bf16 on CUDA, on CPU only where measured faster), bf16, fp32 or fp64 (slow; for numerical checks)', "choices": PRECISIONS})
     channels_last: bool | None = field(
         default=None, metadata={"help": 'NHWC memory format (default on: faster convs on CPU and CUDA)'})
     compile: bool = field(default=False, metadata={"help": 'torch.compile the model'})
@@ -126,6 +126,11 @@ class PretrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
+        for f in dataclasses.fields(self):  # NaN passes every comparison below, infinity most of them
+            value = getattr(self, f.name)
+            if not _all_finite(value):
+                what = "be a finite number" if isinstance(value, float) else "hold finite numbers only"
+                raise ValueError(f"{f.name} must {what}, got {value!r}")
         for name in ("epochs", "batch_size", "lr", "lr_gamma"):
             positive(name)
         for name in ("num_images", "image_size", "crop_size", "lr_reference_batch"):
@@ -179,6 +184,17 @@ class PretrainConfig:
         """Names of fields that differ and matter for a resumed run."""
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in RESUME_FREE_FIELDS and a[k] != b[k]]
+
+
+def _all_finite(value: Any) -> bool:
+    """False if ``value`` is, or holds (in a mapping or sequence), a NaN or infinite float."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 def lr_at(config: PretrainConfig, step: int, steps_per_epoch: int) -> float:

@@ -31,13 +31,14 @@ import torch.distributed as dist
 
 from ..accel import autocast, autocast_dtype, cpu_supports_bf16, to_channels_last, tune_cpu_allocator
 from ..augment import build_augmentation
-from ..data.sources import ImageSource, open_source
+from ..data.sources import GEN_PREFIX, ImageSource, open_source
 from ..data.stream import EpochBatches, batch_loader, default_workers
 from ..distributed import DistInfo, barrier, cleanup, init_distributed
 from ..errors import UserError
-from ..fileio import write_json
+from ..fileio import prepare_output_dir, write_json
 from ..methods import create_method
 from ..models import create_encoder, save_encoder
+from ..models.checkpoint import state_dict_mismatch
 from ..parsing import make_config
 from ..rng import torch_generator, torch_seed
 from .checkpoint import RunDir, load_checkpoint, restore_rng_states, save_checkpoint
@@ -68,6 +69,7 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | os.PathLike | No
         config = build_config(config, fields)
     if not config.out:
         raise UserError("pass --out RUN_DIR (where the run's checkpoints and encoder are written)")
+    config = dataclasses.replace(config, data=absolute_data(config.data))
     config = resolve_crop_size(config)
     info = init_distributed(config.device)
     try:
@@ -76,12 +78,19 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | os.PathLike | No
         cleanup()
 
 
+def absolute_data(data: str) -> str:
+    """``--data`` as an absolute path (``gen:`` specs and "" unchanged), so a saved config resumes from anywhere."""
+    if not data or data.startswith(GEN_PREFIX):
+        return data
+    return os.path.abspath(os.path.expanduser(data))
+
+
 def resolve_crop_size(config: PretrainConfig) -> PretrainConfig:
     """Fill in ``crop_size`` (when None) with the encoder's native input size."""
     if config.crop_size is not None:
         return config
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # no memory: only the size is needed
         size = create_encoder(config.arch, **config.arch_kwargs).input_size
     return dataclasses.replace(config, crop_size=size)
 
@@ -103,12 +112,24 @@ class _Trainer:
         self.info = info
         self.device = info.device
         self.run_dir = RunDir(config.out)
+        self._created_root = False
         self._check_run_dir()
+        try:
+            self._setup()
+        except BaseException:
+            if self._created_root and self.run_dir.root.is_dir() and not any(self.run_dir.root.iterdir()):
+                self.run_dir.root.rmdir()  # a failed start leaves no empty run folder behind
+            raise
+
+    def _setup(self) -> None:
+        config, info = self.config, self.info
         self.source = self._open_source()
         self.dataset = EpochBatches(self.source, config.batch_size, info.rank, info.world_size)
         self.steps_per_epoch = self.dataset.steps_per_epoch
         self.total_steps = config.epochs * self.steps_per_epoch
         self.amp_dtype = self._amp_dtype()
+        # fp64: weights and activations in float64, for numerical checks (rounding ~1e-16 instead of ~1e-7)
+        self.param_dtype = torch.float64 if config.precision == "fp64" else torch.float32
         if self.device.type == "cpu":
             tune_cpu_allocator()  # keep large activation blocks mapped between steps (2-3x faster elementwise ops)
 
@@ -127,23 +148,42 @@ class _Trainer:
     # ------------------------------------------------------------------ setup
 
     def _check_run_dir(self) -> None:
+        """Refuse an --out that cannot hold this run, before any work; on rank 0, create it."""
         run = self.run_dir
+        if run.root.exists() and not run.root.is_dir():
+            raise UserError(f"--out {run.root} is a file, not a folder; choose a folder for the run")
         if not self.config.resume:
             if run.checkpoint.exists():
                 raise UserError(
                     f"{run.root} already holds a run; pass --resume to continue it, or choose another --out"
                 )
-            return
-        saved = run.read_config()
-        if saved is not None:
-            diff = saved.differences(self.config)
-            if diff:
-                old, new = saved.to_dict(), self.config.to_dict()
-                changes = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in diff)
+            foreign = run.foreign_entries()
+            if foreign and not run.is_run():  # never write a run over someone's files
                 raise UserError(
-                    f"cannot resume {run.root}: the config differs from the saved run ({changes}); "
-                    "use the same settings or another --out"
+                    f"--out {run.root} is not empty and is not a run (it holds {', '.join(foreign[:3])}"
+                    f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new folder"
                 )
+        else:
+            if not run.root.is_dir():
+                raise UserError(f"cannot resume {run.root}: the folder does not exist; check --out, "
+                                "or start a new run without --resume")
+            if not run.is_run():
+                raise UserError(f"cannot resume {run.root}: it is not a run (no config.yaml or checkpoint.pt); "
+                                "check --out, or start a new run without --resume")
+            saved = run.read_config()
+            if saved is not None:
+                diff = _resume_differences(saved, self.config)
+                if diff:
+                    old, new = saved.to_dict(), self.config.to_dict()
+                    changes = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in diff)
+                    raise UserError(
+                        f"cannot resume {run.root}: the config differs from the saved run ({changes}); "
+                        "use the same settings or another --out"
+                    )
+        if self.info.is_main:
+            self._created_root = not run.root.exists()
+            prepare_output_dir(run.root)  # a read-only or full disk fails here, not after the data is loaded
+            run.remove_stale_temporaries()
 
     def _open_source(self) -> ImageSource:
         c = self.config
@@ -160,6 +200,11 @@ class _Trainer:
         finally:
             if self.info.is_main:
                 barrier()
+        if source.bad_files and self.info.is_main:
+            bad = source.bad_files
+            total = len(bad) + len(source.array)
+            print(f"noisevision: warning: {len(bad)} of {total} image files in {c.data} could not be decoded and are "
+                  f"left out (e.g. {', '.join(bad[:3])})", file=sys.stderr, flush=True)
         if c.batch_size > source.num_images:
             raise UserError(
                 f"--batch-size {c.batch_size} is larger than the {source.num_images} training images; "
@@ -171,7 +216,7 @@ class _Trainer:
 
     def _amp_dtype(self) -> torch.dtype | None:
         precision = self.config.precision
-        if precision == "fp32":
+        if precision in ("fp32", "fp64"):
             return None
         if precision == "bf16":
             native = cpu_supports_bf16() if self.device.type == "cpu" else (
@@ -186,9 +231,9 @@ class _Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed(c.seed, 0, "model-init"))
             encoder = create_encoder(c.arch, **c.arch_kwargs)
-            _check_input_size(encoder, c.crop_size)
+            encoder.check_input_size(c.crop_size, "--crop-size")
             method = create_method(c.method, encoder, **c.method_kwargs)
-        method = method.to(self.device)
+        method = method.to(self.device, self.param_dtype)
         if self.channels_last:
             method = to_channels_last(method)
         if self.info.world_size > 1 and c.sync_bn:
@@ -203,17 +248,35 @@ class _Trainer:
                 self.run_dir.write_config(self.config)
                 self.run_dir.metrics.unlink(missing_ok=True)
             return 0
-        state = load_checkpoint(self.run_dir.checkpoint)
+        path = self.run_dir.checkpoint
+        state = load_checkpoint(path)
         if state["steps_per_epoch"] != self.steps_per_epoch:
             raise UserError(
                 f"cannot resume {self.run_dir.root}: it ran {state['steps_per_epoch']} steps per epoch, "
                 f"this config gives {self.steps_per_epoch}"
             )
-        self.method.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        restore_rng_states(state["rng"])
+        mismatch = state_dict_mismatch(self.method.state_dict(), state["model"])
+        if mismatch is not None:
+            saved = state.get("config")
+            arch = saved.get("arch") if isinstance(saved, dict) else None
+            what = f"a {arch!r} model" if arch and arch != self.config.arch else "another model"
+            raise UserError(
+                f"cannot resume {self.run_dir.root}: {path.name} holds {what}, not this run's "
+                f"{self.config.arch!r} with {self.config.method!r} ({mismatch}); resume with the run's own "
+                "checkpoint, or start a new run in another --out"
+            )
+        if state["step"] > self.total_steps:
+            raise UserError(f"cannot resume {self.run_dir.root}: {path.name} is at step {state['step']}, "
+                            f"beyond this run's {self.total_steps} steps")
+        try:
+            self.method.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scaler is not None and state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            restore_rng_states(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"cannot resume {self.run_dir.root}: {path.name} does not fit this run "
+                            f"({str(exc).splitlines()[0][:200]}); start a new run in another --out") from None
         if self.info.is_main:
             self.run_dir.trim_metrics(state["step"])
         return int(state["step"])
@@ -234,6 +297,8 @@ class _Trainer:
     def _views(self, images: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         generator = torch_generator(self.config.seed, step, f"augment/{self.info.rank}")
         v1, v2 = self.augment.views(images, 2, generator=generator)
+        if self.param_dtype != v1.dtype:
+            v1, v2 = v1.to(self.param_dtype), v2.to(self.param_dtype)
         if self.channels_last:
             v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
         return v1, v2
@@ -255,10 +320,11 @@ class _Trainer:
                 out = self.model(v1, v2)
             loss = out["loss"]
             if not self._all_finite(loss):
+                kept = (f"the last good checkpoint {self.run_dir.checkpoint} was kept"
+                        if self.run_dir.checkpoint.is_file() else "no checkpoint had been written yet")
                 raise UserError(
                     f"the loss became {loss.item()} at step {step} (epoch {step // self.steps_per_epoch}); "
-                    f"training stopped and the last good checkpoint in {self.run_dir.checkpoint} was kept "
-                    "(try a lower --lr or --precision fp32)"
+                    f"training stopped and {kept} (try a lower --lr or --precision fp32)"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
@@ -367,27 +433,18 @@ class _Trainer:
         return summary
 
 
-def _check_input_size(encoder: torch.nn.Module, crop_size: int) -> None:
-    """UserError if the encoder cannot take ``crop_size`` inputs (e.g. SmallAlexNet's fixed fc6)."""
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            encoder(torch.zeros(1, 3, crop_size, crop_size))
-    except RuntimeError:
-        raise UserError(
-            f"encoder {encoder.arch} does not take {crop_size} px inputs (its native size is "
-            f"{encoder.input_size} px); set --crop-size {encoder.input_size} or choose another --arch"
-        ) from None
-    finally:
-        encoder.train(was_training)
+def _resume_differences(saved: PretrainConfig, config: PretrainConfig) -> list[str]:
+    """Fields that differ between a saved run config and this one (a relative saved --data counts as absolute)."""
+    return dataclasses.replace(saved, data=absolute_data(saved.data)).differences(config)
 
 
 def summary_line(summary: dict[str, Any]) -> str:
     """One line for the CLI: where the encoder went and how training ended."""
     loss = summary["final_loss"]
+    bad = summary["data"].get("bad_images")
     return (
         f"pretrained {summary['arch']} with {summary['method']} for {summary['steps']} steps "
-        f"({summary['epochs']} epochs) on {summary['data']['data']}: final loss "
-        f"{loss:.4f}, encoder -> {Path(summary['encoder'])}"
+        f"({summary['epochs']} epochs) on {summary['data']['data']}"
+        + (f" ({bad} undecodable image file(s) left out)" if bad else "")
+        + f": final loss {loss:.4f}, encoder -> {Path(summary['encoder'])}"
     )

@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..models.base import upcast  # noqa: E402
+
 
 class _AllReduceSum(torch.autograd.Function):
     """Sum over processes; the backward pass is again a sum over processes (its adjoint)."""
@@ -42,8 +44,8 @@ class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         dims = [0] + list(range(2, x.dim()))
         shape = [1, -1] + [1] * (x.dim() - 2)
-        xf = x.float()
-        local_count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float32, device=x.device)
+        xf = upcast(x)
+        local_count = torch.tensor([x.numel() / x.shape[1]], dtype=xf.dtype, device=x.device)
         stats = torch.cat([xf.sum(dims), (xf * xf).sum(dims), local_count])
         stats = _AllReduceSum.apply(stats)
         channels = x.shape[1]

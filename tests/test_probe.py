@@ -135,6 +135,8 @@ def test_bad_inputs(solid_colours, cache, tmp_path, capsys):
                   r"holds a 'smallalexnet32' encoder, but 'resnet18' was expected")
     _expect_error(base + ["--encoder", str(tmp_path / "missing.pt")], capsys, "not found")
     _expect_error(base + ["--encoder", "pixels", "--max-train", "0"], capsys, "max_train must be positive")
+    _expect_error(base + ["--encoder", "random:smallalexnet32", "--image-size", "64"], capsys,
+                  r"'smallalexnet32' takes only 32 px inputs; pass --image-size 32")
 
 
 def test_mismatched_classes_and_bad_images(tmp_path, cache, capsys):

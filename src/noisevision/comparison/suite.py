@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from ..data.imagefolder import scan_image_folder
-from ..data.roots import default_test_split, folder_of, resolve_dataset
+from ..data.roots import default_test_split, folder_of, list_datasets, resolve_dataset
 from ..data.writer import generate_dataset
 from ..errors import UserError, did_you_mean
 from ..eval import probe
@@ -473,7 +473,7 @@ class CompareConfig:
     profile: str = field(default="quick", metadata={
         "help": "a profile of configs/compare/ or a profile FILE.yaml", "names": list_profiles})
     datasets: str = field(default="cifar10", metadata={
-        "help": "comma-separated: cifar10, tiny-imagenet-32, imagefolder:PATH"})
+        "help": "comma-separated evaluation datasets", "names": list_datasets})
     only: tuple[str, ...] | None = field(default=None, metadata={
         "help": "run only these entries (repeatable, wildcards)", "append": True, "metavar": "PATTERN"})
     exclude: tuple[str, ...] | None = field(default=None, metadata={

@@ -77,9 +77,9 @@ class ProbeConfig:
     """
 
     encoder: str = field(default="", metadata={
-        "help": "run dir, encoder.pt or an encoder spec", "names": list_encoder_specs, "required": True})
+        "help": "run dir, encoder.pt, or a spec", "names": list_encoder_specs, "required": True})
     dataset: str = field(default="", metadata={
-        "help": "a dataset name or imagefolder:<path>", "names": list_datasets, "required": True})
+        "help": "evaluation dataset", "names": list_datasets, "required": True})
     data_root: str | None = field(default=None, metadata={
         "help": "folder of the real datasets (default $NOISEVISION_DATA)"})
     train_split: str = field(default="train", metadata={"help": "training split (default train)"})
@@ -114,7 +114,7 @@ class ProbeConfig:
         if not self.encoder:
             raise ValueError("pass --encoder (a run directory, encoder.pt, random:<arch> or pixels)")
         if not self.dataset:
-            raise ValueError("pass --dataset (cifar10, tiny-imagenet-32 or imagefolder:<path>)")
+            raise ValueError(f"pass --dataset ({', '.join(list_datasets())})")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         for name in ("image_size", "max_train", "max_test"):

@@ -27,7 +27,7 @@ import numpy as np
 
 import noisevision
 from noisevision.comparison.report import markdown_table, update_markdown_section, write_json
-from noisevision.generators import create_generator, get_spec, list_generators
+from noisevision.generators import create_generator, fast_overrides, get_spec, list_generators
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,9 +57,7 @@ SETTINGS_NOTE = (
 
 
 def _overrides(name: str, fast: bool) -> dict:
-    if not fast or name.startswith(("mixup/", "mix:")):
-        return {}
-    return dict(get_spec(name).fast_overrides)
+    return fast_overrides(name) if fast else {}
 
 
 def _worker(args: tuple) -> tuple[int, float]:

@@ -52,14 +52,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
-from noisevision.data.roots import DEFAULT_TEST_SPLIT, load_split, resolve_dataset
+from noisevision.data.roots import default_test_split, load_split, resolve_dataset
 from noisevision.data.writer import generate_dataset
 from noisevision.eval.features import extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm
 from noisevision.eval.knn import knn_accuracy
 from noisevision.eval.linear import fit_linear_probe, standardize, topk_accuracy
-from noisevision.eval.probe import build_encoder
 from noisevision.fileio import atomic_write_text, write_json
 from noisevision.generators import get_spec
+from noisevision.models import build_encoder
 from noisevision.train import PretrainConfig, pretrain
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def eval_splits(dataset: str, data_root: str | None) -> tuple[Any, Any]:
         name = "tiny-imagenet-32" if dataset == "tin100" else dataset
         src = resolve_dataset(name, data_root)
         train = load_split(src, "train", 32, progress=False)
-        test = load_split(src, DEFAULT_TEST_SPLIT.get(name, "test"), 32, progress=False)
+        test = load_split(src, default_test_split(name), 32, progress=False)
         classes, per_class = (TIN_CLASSES, TIN_TRAIN_PER_CLASS) if dataset == "tin100" else (10, CIFAR_TRAIN_PER_CLASS)
         # The first ``per_class`` images of each of the first ``classes`` classes, in file order: a fixed subset.
         train = train.subset(np.sort(np.concatenate(

@@ -11,7 +11,7 @@ import yaml
 import noisevision as nv
 from noisevision.cli import main
 from noisevision.errors import UserError
-from noisevision.eval.probe import parse_random_spec
+from noisevision.models.specs import parse_random_spec
 from noisevision.parsing import parse_kv, parse_value
 from noisevision.train.config import build_config
 

@@ -109,7 +109,7 @@ def test_a_dependency_is_pretrained_only_while_its_dependent_has_probes_to_run(t
 
 def test_random_init_baseline_has_the_profile_architecture(tmp_path):
     from noisevision.comparison.suite import SuiteRun, _entry
-    from noisevision.eval.probe import build_encoder
+    from noisevision.models import build_encoder
 
     run = SuiteRun(get_profile("cpu"), tmp_path)
     (_, spec, run_dir, _), = run.encoders(_entry("baseline/random-init"), [], 0)

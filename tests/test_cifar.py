@@ -150,6 +150,22 @@ def test_named_dataset_resolution_from_imagefolder_archive(tmp_path):
         load_split(source, "test", 32, cache_dir=tmp_path / "cache")
 
 
+def test_dataset_registry(tmp_path, monkeypatch):
+    """Named datasets are registrations: their default test split, and a new one resolves through its resolver."""
+    assert roots.list_datasets() == ["cifar10", "tiny-imagenet-32", "imagefolder:<path>"]
+    assert roots.default_test_split("tiny-imagenet-32") == "val" and roots.default_test_split("cifar10") == "test"
+    assert roots.default_test_split(f"imagefolder:{tmp_path}") == "test"
+    assert all(info.test_split in info.splits for info in map(roots.DATASETS.get, roots.DATASETS))
+    monkeypatch.setattr(roots, "DATASETS", roots.Registry("dataset"))  # a registry of its own, left unchanged
+    (tmp_path / "root" / "mine").mkdir(parents=True)
+    roots.register_dataset("mine", roots.resolve_local_only, splits=("train", "holdout"), test_split="holdout")
+    source = resolve_dataset("mine", data_root=tmp_path / "root", cache_dir=tmp_path / "cache")
+    assert source.kind == "imagefolder" and source.path == tmp_path / "root" / "mine"
+    assert roots.default_test_split("mine") == "holdout"
+    with pytest.raises(ValueError, match="not one of its splits"):
+        roots.register_dataset("bad", roots.resolve_local_only, splits=("train",), test_split="test")
+
+
 def test_unknown_and_missing_datasets(tmp_path, monkeypatch):
     monkeypatch.delenv("NOISEVISION_DATA", raising=False)
     with pytest.raises(UserError, match="unknown dataset 'cifar100'.*imagefolder:<path>"):

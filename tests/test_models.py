@@ -9,10 +9,12 @@ from noisevision.models import (
     ENCODERS,
     MoCoV2Head,
     SimCLRHead,
+    build_encoder,
     create_encoder,
     list_encoders,
     load_encoder,
     save_encoder,
+    spec_kind,
 )
 
 # Small configurations so every registered encoder is tested quickly.
@@ -34,6 +36,68 @@ def test_every_encoder_has_the_interface(arch: str) -> None:
     torch.testing.assert_close(enc.features(x, last), out)
     rebuilt = create_encoder(enc.arch, **enc.arch_kwargs)
     assert type(rebuilt) is type(enc) and rebuilt.out_dim == enc.out_dim
+
+
+@pytest.mark.parametrize("arch", list_encoders())
+def test_every_encoder_keeps_the_contract(arch: str, tmp_path) -> None:
+    """Registry-wide: forward_features for every layer (stops there; one pass with the embedding),
+    the declared fixed input size, and a checkpoint round trip."""
+    enc = create_encoder(arch, **SMALL_KW.get(arch, {})).eval()
+    x = torch.randn(2, 3, enc.input_size, enc.input_size)
+    with torch.no_grad():
+        out = enc(x)
+        last_stage = list(enc.stages.values())[-1]
+        for layer in enc.layer_names:
+            calls = []
+            hook = last_stage.register_forward_hook(lambda *_: calls.append(1))
+            try:
+                raw = enc.forward_features(x, layer)
+            finally:
+                hook.remove()
+            assert raw.shape[0] == 2
+            torch.testing.assert_close(raw.flatten(1), enc.features(x, layer))
+            assert bool(calls) == (layer == list(enc.stages)[-1])  # stops after the layer
+            feat, emb = enc.forward_features(x, layer, with_embedding=True)
+            torch.testing.assert_close(feat, raw)
+            torch.testing.assert_close(emb, out)
+        with pytest.raises(UserError, match="no layer"):
+            enc.forward_features(x, "no-such-layer")
+
+        fixed = enc.fixed_input_size
+        if fixed is not None:  # declared: the native size is that size, and twice it does not fit
+            assert enc.input_size == fixed
+            with pytest.raises(RuntimeError):
+                enc(torch.randn(2, 3, 2 * fixed, 2 * fixed))
+        else:  # none declared: another size works too
+            other = enc.input_size + 16
+            assert enc(torch.randn(2, 3, other, other)).shape == (2, enc.out_dim)
+
+        path = save_encoder(tmp_path / "encoder.pt", enc)
+        loaded, _ = load_encoder(path, expected_arch=arch)
+        assert type(loaded) is type(enc) and loaded.arch_kwargs == enc.arch_kwargs
+        assert loaded.fixed_input_size == fixed and loaded.layer_names == enc.layer_names
+        torch.testing.assert_close(loaded(x), out)
+
+
+def test_encoder_specs() -> None:
+    """``pixels`` and ``random:<arch>`` are registered specs; anything else is a checkpoint path."""
+    assert spec_kind("pixels").name == "pixels" and spec_kind("random:resnet18").name == "random"
+    assert spec_kind("random") is None and spec_kind("pixels:x") is None and spec_kind("runs/a") is None
+    pixels, meta, info = build_encoder("pixels", image_size=16)
+    x = torch.randn(2, 3, 16, 16)
+    assert meta == {} and info["arch"] == "pixels" and pixels.fixed_input_size == 16
+    torch.testing.assert_close(pixels(x), x.flatten(1))
+    torch.testing.assert_close(pixels.forward_features(x, "pixels"), x.flatten(1))
+    a, _, info = build_encoder("random:smallalexnet32:fc_dim=16", seed=3)
+    b, _, _ = build_encoder("random:smallalexnet32:fc_dim=16", seed=3)
+    c, _, _ = build_encoder("random:smallalexnet32:fc_dim=16", seed=4)
+    assert info["kind"] == "random-init" and a.arch_kwargs["fc_dim"] == 16 and not a.training
+    w = [e.stages["conv1"][0].weight for e in (a, b, c)]
+    assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
+    with pytest.raises(UserError, match="'resnet18' was expected"):
+        build_encoder("random:smallalexnet32", expected_arch="resnet18")
+    with pytest.raises(UserError, match="bad encoder spec"):
+        build_encoder("random::fc_dim=16")
 
 
 def test_smallalexnet_matches_the_paper() -> None:

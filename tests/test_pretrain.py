@@ -178,7 +178,7 @@ def test_bad_input_errors(tiny_npy: Path, tmp_path: Path, capsys: pytest.Capture
         ([*data, *TINY, "--aug", "fancy", *out], "fancy"),
         ([*data, *TINY], "--out"),
         ([*data, *TINY, "--epochs", "0", *out], "epochs must be positive"),
-        ([*data, *TINY, "--crop-size", "24", *out], "does not take 24 px inputs"),
+        ([*data, *TINY, "--crop-size", "24", *out], "takes only 32 px inputs; pass --crop-size 32"),
     ]
     for args, message in cases:
         code, err = run_cli(args, capsys)

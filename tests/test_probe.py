@@ -136,13 +136,15 @@ def test_bad_inputs(solid_colours, cache, tmp_path, capsys):
                   r"holds a 'smallalexnet32' encoder, but 'resnet18' was expected")
     _expect_error(base + ["--encoder", str(tmp_path / "missing.pt")], capsys, "not found")
     _expect_error(base + ["--encoder", "pixels", "--max-train", "0"], capsys, "max_train must be positive")
+    _expect_error(base + ["--encoder", "random:smallalexnet32", "--image-size", "64"], capsys,
+                  r"'smallalexnet32' takes only 32 px inputs; pass --image-size 32")
 
 
 def test_image_size_and_single_class_errors(solid_colours, cache, tmp_path, capsys):
     ds = f"imagefolder:{solid_colours}"
     # SmallAlexNet-32's fc6 fixes its input size; a huge size is refused before anything is allocated.
     _expect_error(["probe", "--dataset", ds, "--encoder", "random:smallalexnet32", "--image-size", "20"], capsys,
-                  r"does not take 20 px inputs \(its native size is 32 px\); set --image-size 32")
+                  r"takes only 32 px inputs; pass --image-size 32")
     _expect_error(["probe", "--dataset", ds, "--encoder", "random:smallalexnet32", "--image-size", "100000"], capsys,
                   r"--image-size 100000 is out of range")
     _expect_error(["probe", "--dataset", ds, "--encoder", "pixels", "--image-size", "100000"], capsys,

@@ -10,7 +10,7 @@ import numpy as np
 from .data.writer import resolve_device
 from .errors import UserError
 from .fileio import atomic_path
-from .generators import create_generator, get_spec, list_generators
+from .generators import create_generator, fast_overrides, get_spec, list_generators
 from .generators.base import check_size, params_to_dict
 
 # Sheet formats by file suffix (written with Pillow in the format the name says).
@@ -111,8 +111,8 @@ def preview(
     device = _check_sheet_args(rows, cols, size, device)
     fmt = sheet_format(out)
     overrides = dict(params or {})
-    if fast and not generator.startswith(("mixup/", "mix:")):
-        overrides = {**get_spec(generator).fast_overrides, **overrides}
+    if fast:
+        overrides = {**fast_overrides(generator), **overrides}
     gen = create_generator(generator, **overrides)
     images = gen.render(np.arange(rows * cols), seed, size, device=device)
     title = f"{generator}:  {gen.spec.description}"

@@ -8,7 +8,9 @@ of a StyleGAN group from the per-image latents.
 """
 from __future__ import annotations
 
+import contextlib
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -42,3 +44,14 @@ def torch_generator(root_seed: int, index: int, purpose: str = "", device: str =
     g = torch.Generator(device=device)
     g.manual_seed(torch_seed(root_seed, index, purpose))
     return g
+
+
+@contextlib.contextmanager
+def seeded_torch(root_seed: int, index: int, purpose: str = "") -> Iterator[None]:
+    """Run a block whose library code draws from torch's global CPU generator (``nn.init``,
+    kornia) reproducibly, seeded for item ``index``; the global state is restored afterwards."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch_seed(root_seed, index, purpose))
+        yield

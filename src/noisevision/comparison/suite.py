@@ -31,16 +31,21 @@ from typing import Any
 import yaml
 
 from ..data.imagefolder import available_splits, scan_image_folder
-from ..data.roots import resolve_dataset
+from ..data.roots import default_test_split, folder_of, list_datasets, resolve_dataset
 from ..data.writer import generate_dataset
 from ..errors import UserError, did_you_mean
 from ..eval import probe
 from ..fileio import atomic_write_text, prepare_output_dir, write_json
-from ..generators import get_spec
+from ..generators import fast_overrides
+from ..models import spec_kind
 from ..parsing import load_yaml, make_config, resolve_params
 from ..resources import max_workers
 from ..train import PretrainConfig, pretrain
+from .paper import BEYOND_PAPER, PAPER_FAMILIES, PAPER_ROWS, RANDOM_KEY, REAL_KEY
 from .report import write_report
+
+__all__ = ["BEYOND_PAPER", "PAPER_FAMILIES", "RANDOM_KEY", "REAL_KEY", "CompareConfig", "Entry", "Profile",
+           "compare", "get_profile", "list_profiles", "paper_suite", "run_suite", "select_entries"]
 
 # ------------------------------------------------------------------ entries
 
@@ -50,7 +55,7 @@ class Entry:
     """One bar of the comparison."""
 
     key: str  # generator name, or "baseline/random-init" / "baseline/real"
-    family: str
+    family: str  # the chart's bar group (comparison/paper.py)
     kind: str = "generator"  # "generator" | "random" | "real"
     paper_top1: float | None = None  # the paper's small-scale ImageNet-100 top-1
     paper_family: bool = False  # one of the paper's 14 families: counted in the rank correlation with the paper
@@ -62,31 +67,17 @@ class Entry:
         return self.key.replace("/", "_").replace(":", "_").replace("+", "_")
 
 
-PAPER_FAMILIES = (
-    "dead-leaves/squares", "dead-leaves/oriented", "dead-leaves/mixed", "dead-leaves/textured",
-    "stat/spectrum", "stat/wmm", "stat/spectrum-color", "stat/spectrum-color-wmm",
-    "stylegan/random", "stylegan/high-freq", "stylegan/sparse", "stylegan/oriented",
-    "feature-vis/random", "feature-vis/checkpoint",
-)
-BEYOND_PAPER = ("fractal/ifs", "mixup/stylegan/oriented")
-RANDOM_KEY, REAL_KEY = "baseline/random-init", "baseline/real"
 # The paper's "feature vis, dead leaves": maximise units of the encoder pretrained on dead leaves.
 FEATURE_VIS_SOURCE = "dead-leaves/mixed"
 
 
 def paper_suite() -> list[Entry]:
-    """Every paper family, two beyond-paper generators, and the two baselines."""
-    entries = [Entry(RANDOM_KEY, "baseline", kind="random", paper_top1=21.0)]
-    for name in PAPER_FAMILIES + BEYOND_PAPER:
-        if name.startswith("mixup/"):
-            entries.append(Entry(name, "mixup (beyond paper)"))
-            continue
-        spec = get_spec(name)
-        needs = FEATURE_VIS_SOURCE if name == "feature-vis/checkpoint" else None
-        entries.append(Entry(name, spec.family, paper_top1=spec.paper_top1, needs=needs,
-                             paper_family=name in PAPER_FAMILIES))
-    entries.append(Entry(REAL_KEY, "baseline", kind="real", paper_top1=None))
-    return entries
+    """Every paper family, two beyond-paper generators, and the two baselines (the rows of
+    ``comparison/paper.py``, baselines first and last)."""
+    kinds = {RANDOM_KEY: "random", REAL_KEY: "real"}
+    return [Entry(key, row.group, kind=kinds.get(key, "generator"), paper_top1=row.top1,
+                  paper_family=row.paper_family, needs=FEATURE_VIS_SOURCE if key == "feature-vis/checkpoint" else None)
+            for key, row in PAPER_ROWS.items()]
 
 
 # ------------------------------------------------------------------ profiles
@@ -173,23 +164,25 @@ def select_entries(
 
 @dataclass(frozen=True)
 class EvalDataset:
-    name: str  # as passed to the probe: cifar10, tiny-imagenet-32, imagefolder:<path>
+    """An evaluation dataset of the comparison and the splits it is probed on."""
+
+    name: str  # as passed to the probe: a registered dataset or imagefolder:<path>
     train_split: str
     test_split: str
 
     @property
     def slug(self) -> str:
-        if self.name.startswith("imagefolder:"):
-            p = Path(self.name.split(":", 1)[1])
-            return "folder_" + p.name + "_" + _hash(str(p.resolve()))[:6]
+        folder = folder_of(self.name)
+        if folder is not None:
+            return "folder_" + folder.name + "_" + _hash(str(folder.resolve()))[:6]
         return self.name
 
 
 def parse_datasets(spec: str) -> list[EvalDataset]:
+    """``cifar10,tiny-imagenet-32`` -> one EvalDataset each (train split, the dataset's test split)."""
     out = []
     for name in [s.strip() for s in spec.split(",") if s.strip()]:
-        test = "val" if name == "tiny-imagenet-32" else "test"
-        out.append(EvalDataset(name, "train", test))
+        out.append(EvalDataset(name, "train", default_test_split(name)))
     if not out:
         raise UserError("--datasets is empty")
     return out
@@ -241,8 +234,8 @@ class SuiteRun:
     def generator_overrides(self, entry: Entry, seed: int) -> dict[str, Any]:
         """The entry's generator parameters (with the encoder checkpoint it depends on)."""
         over: dict[str, Any] = {}
-        if self.profile.fast_generators and not entry.key.startswith(("mixup/", "mix:")):
-            over.update(get_spec(entry.key).fast_overrides)
+        if self.profile.fast_generators:
+            over.update(fast_overrides(entry.key))
         over.update(entry.generator_params)
         if entry.needs:
             dep_dir, _ = self.run_dir_for(_entry(entry.needs), None, seed)
@@ -410,7 +403,7 @@ class SuiteRun:
 
     def probe_config(self, ds: EvalDataset, encoder: str, seed: int) -> dict[str, Any]:
         p = self.profile
-        enc = encoder if encoder.startswith("random:") else str(Path(encoder).relative_to(self.out))
+        enc = encoder if spec_kind(encoder) is not None else str(Path(encoder).relative_to(self.out))
         return dict(encoder=enc, dataset=ds.name, train_split=ds.train_split, test_split=ds.test_split,
                     protocol=p.probe_protocol, image_size=p.probe_image_size, max_train=p.probe_max_train,
                     max_test=p.probe_max_test, seed=seed)
@@ -500,7 +493,7 @@ class CompareConfig:
     profile: str = field(default="quick", metadata={
         "help": "a profile of configs/compare/ or a profile FILE.yaml", "names": list_profiles})
     datasets: str = field(default="cifar10", metadata={
-        "help": "comma-separated: cifar10, tiny-imagenet-32, imagefolder:PATH"})
+        "help": "comma-separated evaluation datasets", "names": list_datasets})
     only: tuple[str, ...] | None = field(default=None, metadata={
         "help": "run only these entries (repeatable, wildcards)", "append": True, "metavar": "PATTERN"})
     exclude: tuple[str, ...] | None = field(default=None, metadata={

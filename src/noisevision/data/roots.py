@@ -1,4 +1,9 @@
-"""Where real evaluation data lives, and the named datasets ``cifar10``, ``tiny-imagenet-32``, ``imagefolder:<path>``.
+"""Where real evaluation data lives, and the dataset registry: ``cifar10``, ``tiny-imagenet-32``, ``imagefolder:<path>``.
+
+Each named dataset is one :func:`register_dataset` call: its splits (and
+which one is the default test split), what is known of its images, and a
+resolver that finds it. ``imagefolder:<path>`` names any folder of
+``<split>/<class>/`` images (default test split ``test``).
 
 The data root is ``--data-root`` or ``$NOISEVISION_DATA``. For a named dataset
 the first of these that exists is used:
@@ -31,11 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError, did_you_mean
+from ..registry import Registry
 from .cifar import CIFAR10_ARCHIVE, CIFAR10_DIR, CIFAR10_MD5, CIFAR10_URL, load_cifar10_python
 from .imagefolder import LabeledImages, default_cache_dir, load_image_folder
 
-NAMED_DATASETS = ("cifar10", "tiny-imagenet-32")
-DEFAULT_TEST_SPLIT = {"cifar10": "test", "tiny-imagenet-32": "val"}
+IMAGEFOLDER_PREFIX = "imagefolder:"
+FOLDER_TEST_SPLIT = "test"
 
 
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None:
@@ -161,6 +167,74 @@ class DatasetSource:
     path: Path
 
 
+@dataclass(frozen=True)
+class DataPlaces:
+    """Where a resolver looks: the data root (None: not set), the cache folder for unpacked
+    archives and downloads, whether it may download, and the opener downloads use (tests)."""
+
+    root: Path | None
+    cache: Path
+    allow_download: bool = True
+    download_opener: Callable[[str], object] | None = None
+
+    def in_root(self, name: str) -> Path | None:
+        return self.root / name if self.root is not None else None
+
+
+Resolver = Callable[[str, DataPlaces], DatasetSource]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered dataset.
+
+    Attributes:
+        name: the name ``--dataset`` takes.
+        resolver: ``resolver(name, places) -> DatasetSource`` (unpacks or downloads if needed).
+        splits: the split names it has.
+        test_split: the split the probe tests on by default.
+        image_size: side of its images in pixels, if fixed.
+        num_classes: number of classes, if known.
+    """
+
+    name: str
+    resolver: Resolver
+    splits: tuple[str, ...]
+    test_split: str
+    image_size: int | None = None
+    num_classes: int | None = None
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+
+def register_dataset(name: str, resolver: Resolver, *, splits: tuple[str, ...], test_split: str,
+                     image_size: int | None = None, num_classes: int | None = None) -> DatasetInfo:
+    """Register a named dataset (see :class:`DatasetInfo`)."""
+    if test_split not in splits:
+        raise ValueError(f"{name}: test split {test_split!r} is not one of its splits {splits}")
+    return DATASETS.register(name, DatasetInfo(name, resolver, tuple(splits), test_split, image_size, num_classes))
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names, then the dynamic ``imagefolder:<path>``."""
+    return [*DATASETS.names(), f"{IMAGEFOLDER_PREFIX}<path>"]
+
+
+def folder_of(dataset: str) -> Path | None:
+    """The folder an ``imagefolder:<path>`` dataset names (None for a registered name)."""
+    if dataset.startswith(IMAGEFOLDER_PREFIX):
+        return Path(dataset[len(IMAGEFOLDER_PREFIX):])
+    return None
+
+
+def default_test_split(dataset: str) -> str:
+    """The split the probe tests on unless told otherwise (``test`` for an image folder)."""
+    if folder_of(dataset) is not None or dataset not in DATASETS:
+        return FOLDER_TEST_SPLIT
+    return DATASETS.get(dataset).test_split
+
+
 def _first_dir(*candidates: Path | None) -> Path | None:
     return next((c for c in candidates if c is not None and c.is_dir()), None)
 
@@ -181,41 +255,68 @@ def resolve_dataset(
     Raises:
         UserError: unknown name, or the dataset is nowhere to be found.
     """
-    root = resolve_data_root(data_root)
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    datasets_cache = cache / "datasets"
-    if dataset.startswith("imagefolder:"):
-        path = Path(dataset.split(":", 1)[1]).expanduser()
-        if not path.is_dir():
-            raise UserError(f"dataset folder {path} does not exist")
-        return DatasetSource(dataset, "imagefolder", path)
-    if dataset not in NAMED_DATASETS:
-        raise UserError(
-            f"unknown dataset {dataset!r}{did_you_mean(dataset, NAMED_DATASETS)}; "
-            f"choose from: {', '.join(NAMED_DATASETS)}, imagefolder:<path>"
-        )
-    sub = (lambda name: root / name) if root is not None else (lambda name: None)
-    folder = _first_dir(sub(dataset), datasets_cache / dataset)
+    folder = folder_of(dataset)
     if folder is not None:
+        folder = folder.expanduser()
+        if not folder.is_dir():
+            raise UserError(f"dataset folder {folder} does not exist")
         return DatasetSource(dataset, "imagefolder", folder)
-    archive = _first_file(sub(f"{dataset}.tar.gz"))
-    if archive is not None:
-        return DatasetSource(dataset, "imagefolder", safe_extract(archive, datasets_cache, dataset))
-    if dataset == "tiny-imagenet-32":
+    if dataset not in DATASETS:
         raise UserError(
-            f"dataset 'tiny-imagenet-32' not found: looked for tiny-imagenet-32/ and tiny-imagenet-32.tar.gz in "
-            f"{root or '(no data root: pass --data-root or set NOISEVISION_DATA)'} and {datasets_cache}"
+            f"unknown dataset {dataset!r}{did_you_mean(dataset, list(DATASETS))}; "
+            f"choose from: {', '.join(list_datasets())}"
         )
-    # cifar10 in the official python format
-    python_dir = _first_dir(sub(CIFAR10_DIR), datasets_cache / CIFAR10_DIR)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    places = DataPlaces(resolve_data_root(data_root), cache / "datasets", allow_download, download_opener)
+    return DATASETS.get(dataset).resolver(dataset, places)
+
+
+# ------------------------------------------------------------------ resolvers
+
+
+def _unpacked_folder(name: str, places: DataPlaces) -> DatasetSource | None:
+    """An ImageFolder ``<root>/<name>`` or ``<cache>/<name>``, else ``<root>/<name>.tar.gz`` unpacked into the
+    cache; None when neither exists."""
+    folder = _first_dir(places.in_root(name), places.cache / name)
+    if folder is not None:
+        return DatasetSource(name, "imagefolder", folder)
+    archive = _first_file(places.in_root(f"{name}.tar.gz"))
+    if archive is not None:
+        return DatasetSource(name, "imagefolder", safe_extract(archive, places.cache, name))
+    return None
+
+
+def resolve_cifar10(name: str, places: DataPlaces) -> DatasetSource:
+    """CIFAR-10: an unpacked folder or the shared archive, else the official python format (downloaded
+    into the cache, MD5 checked, when nowhere else)."""
+    found = _unpacked_folder(name, places)
+    if found is not None:
+        return found
+    python_dir = _first_dir(places.in_root(CIFAR10_DIR), places.cache / CIFAR10_DIR)
     if python_dir is not None:
-        return DatasetSource(dataset, "cifar-python", python_dir)
-    official = _first_file(sub(CIFAR10_ARCHIVE), datasets_cache / CIFAR10_ARCHIVE)
+        return DatasetSource(name, "cifar-python", python_dir)
+    official = _first_file(places.in_root(CIFAR10_ARCHIVE), places.cache / CIFAR10_ARCHIVE)
     if official is None:
-        if not allow_download:
-            raise UserError(f"CIFAR-10 not found in {root} or {datasets_cache} and downloading is disabled")
-        official = download(CIFAR10_URL, datasets_cache / CIFAR10_ARCHIVE, md5=CIFAR10_MD5, opener=download_opener)
-    return DatasetSource(dataset, "cifar-python", safe_extract(official, datasets_cache, CIFAR10_DIR))
+        if not places.allow_download:
+            raise UserError(f"CIFAR-10 not found in {places.root} or {places.cache} and downloading is disabled")
+        official = download(CIFAR10_URL, places.cache / CIFAR10_ARCHIVE, md5=CIFAR10_MD5, opener=places.download_opener)
+    return DatasetSource(name, "cifar-python", safe_extract(official, places.cache, CIFAR10_DIR))
+
+
+def resolve_local_only(name: str, places: DataPlaces) -> DatasetSource:
+    """A dataset without an official download: an unpacked folder or ``<name>.tar.gz`` in the data root."""
+    found = _unpacked_folder(name, places)
+    if found is not None:
+        return found
+    raise UserError(
+        f"dataset {name!r} not found: looked for {name}/ and {name}.tar.gz in "
+        f"{places.root or '(no data root: pass --data-root or set NOISEVISION_DATA)'} and {places.cache}"
+    )
+
+
+register_dataset("cifar10", resolve_cifar10, splits=("train", "test"), test_split="test", image_size=32, num_classes=10)
+register_dataset("tiny-imagenet-32", resolve_local_only, splits=("train", "val"), test_split="val", image_size=32,
+                 num_classes=200)
 
 
 def load_split(

@@ -478,6 +478,64 @@ def generate_dataset(
     Raises:
         UserError: for bad arguments, a directory holding another dataset, or write failures.
     """
+    plan = plan_generation(generator, num_images, size, out, seed=seed, format=format, params=params,
+                           workers=workers, shard=shard, overwrite=overwrite, device=device, batch_size=batch_size,
+                           verify=verify)
+    rendered, seconds = run_generation(plan, progress)
+    return generation_result(plan, rendered, seconds)
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """What one :func:`generate_dataset` call renders, settled before any image is (see :func:`plan_generation`)."""
+
+    generator: str
+    gen: Generator
+    overrides: dict[str, Any]
+    out: Path
+    layout: Layout
+    manifest: dict[str, Any]
+    num_images: int
+    size: int
+    device: str
+    workers: int
+    num_buckets: int
+    my_buckets: list[int]  # this shard's buckets
+    repaired: list[int]  # finished buckets whose checksum failed (``verify``), rendered again
+    done_images: int  # images of this shard's buckets finished by an earlier run
+    chunks: list[Chunk]
+    tasks: list[_Task]
+
+    @property
+    def total(self) -> int:
+        """Images this call renders."""
+        return sum(c.stop - c.start for c in self.chunks)
+
+
+def plan_generation(
+    generator: str,
+    num_images: int,
+    size: int,
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    format: str = "jpeg",
+    params: dict[str, Any] | None = None,
+    workers: int = 1,
+    shard: str | tuple[int, int] | None = None,
+    overwrite: bool = False,
+    device: str | None = "cpu",
+    batch_size: int | None = None,
+    verify: bool = False,
+) -> GenerationPlan:
+    """Validate the arguments, build the generator and the manifest, prepare the output directory
+    (refusing one that holds another dataset) and split this shard's unfinished buckets into tasks.
+
+    Arguments as for :func:`generate_dataset`.
+
+    Raises:
+        UserError: for bad arguments, a directory holding another dataset, or write failures.
+    """
     if format not in FORMATS:
         raise UserError(f"unknown format {format!r}: choose from {', '.join(FORMATS)}")
     if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images <= 0:
@@ -529,20 +587,27 @@ def generate_dataset(
     batch = batch_size or gen.batch_size
     chunk_size = max(batch, min(BUCKET_SIZE, 4 * batch)) if workers == 1 else batch
     chunks = list(_chunks(todo_buckets, num_images, BUCKET_SIZE, chunk_size))
+    tasks = [_Task(c, int(seed), int(size), layout, int(num_images), device, batch) for c in chunks]
+    return GenerationPlan(generator, gen, overrides, out, layout, manifest, int(num_images), int(size), device, workers,
+                          num_buckets, my_buckets, repaired, int(done_images), chunks, tasks)
+
+
+def run_generation(plan: GenerationPlan, progress: bool = True) -> tuple[int, float]:
+    """Render the plan's tasks (in this process or a pool) and mark each bucket done, with its checksum
+    and labels, as soon as its last chunk is written. Returns (images rendered, seconds)."""
+    layout, num_images, size = plan.layout, plan.num_images, plan.size
     remaining: dict[int, int] = {}
-    for c in chunks:
+    for c in plan.chunks:
         remaining[c.bucket] = remaining.get(c.bucket, 0) + 1
     bucket_labels: dict[int, dict[int, np.ndarray]] = {b: {} for b in remaining}
-    if layout.format == "npy" and chunks:
+    if layout.format == "npy" and plan.chunks:
         _allocate_npy(layout, num_images, size)
 
-    tasks = [_Task(c, int(seed), int(size), layout, int(num_images), device, batch) for c in chunks]
-    total = sum(c.stop - c.start for c in chunks)
     t0 = time.perf_counter()
     rendered = 0
-    bar = _progress(total, generator, progress)
+    bar = _progress(plan.total, plan.generator, progress)
     try:
-        for chunk, n, labels in _execute(tasks, gen, generator, overrides, workers, device):
+        for chunk, n, labels in _execute(plan.tasks, plan.gen, plan.generator, plan.overrides, plan.workers, plan.device):
             rendered += n
             if labels is not None:
                 bucket_labels[chunk.bucket][chunk.start] = labels
@@ -552,17 +617,21 @@ def generate_dataset(
                 _mark_bucket(layout, chunk.bucket, num_images, size, bucket_labels.pop(chunk.bucket))
     finally:
         bar.close()
-    seconds = time.perf_counter() - t0
-    final = _finalise(layout, manifest, num_buckets, gen.spec.labels is not None)
+    return rendered, time.perf_counter() - t0
+
+
+def generation_result(plan: GenerationPlan, rendered: int, seconds: float) -> GenerateResult:
+    """Publish what is complete (the packed array, labels, the manifest's checksums) and report the call."""
+    final = _finalise(plan.layout, plan.manifest, plan.num_buckets, plan.gen.spec.labels is not None)
     return GenerateResult(
-        out=out,
+        out=plan.out,
         manifest=final,
         rendered=rendered,
-        skipped=int(done_images) + (total - rendered),
+        skipped=plan.done_images + (plan.total - rendered),
         seconds=seconds,
         complete=bool(final["complete"]),
-        shard_buckets=my_buckets,
-        repaired=repaired,
+        shard_buckets=plan.my_buckets,
+        repaired=plan.repaired,
     )
 
 

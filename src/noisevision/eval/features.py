@@ -1,7 +1,8 @@
 """Frozen-encoder feature extraction and BatchNorm re-estimation.
 
-One pass over the encoder's stages yields both the probe layer's flattened
-features and the final embedding (``forward``'s output), so the linear probe,
+One pass over the encoder's stages (``Encoder.forward_features`` with
+``with_embedding``) yields both the probe layer's flattened features and the
+final embedding (``forward``'s output), so the linear probe,
 kNN and alignment/uniformity share a single extraction. Batches run under
 ``torch.inference_mode`` with bf16 autocast and channels_last where the CPU
 supports them (:mod:`noisevision.accel`). Features are returned as fp32 (N, D).
@@ -62,18 +63,6 @@ def to_model_input(
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def forward_with_layer(encoder: Encoder, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run all stages once; return (flattened output of ``layer``, final embedding)."""
-    encoder.check_layer(layer)
-    feat = None
-    for name, stage in encoder.stages.items():
-        x = stage(x)
-        if name == layer:
-            feat = x.flatten(1)
-    assert feat is not None
-    return feat, x
-
-
 def _batches(n: int, batch_size: int) -> Iterator[slice]:
     for start in range(0, n, batch_size):
         yield slice(start, min(n, start + batch_size))
@@ -115,7 +104,8 @@ def extract_features(
     with torch.inference_mode(), accel.autocast(device, enabled=amp):
         for sl in tqdm(list(_batches(n, batch_size)), desc=desc, unit="batch", disable=not progress or None, leave=False):
             x = to_model_input(images[sl], size, mean, std, device, channels_last=True)
-            f, e = forward_with_layer(encoder, x, layer)
+            f, e = encoder.forward_features(x, layer, with_embedding=True)
+            f = f.flatten(1)
             if feats is None:
                 with torch.inference_mode(False):  # normal tensors: callers may update them in place
                     feats = torch.empty(n, f.shape[1], dtype=torch.float32)

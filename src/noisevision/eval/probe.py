@@ -38,12 +38,12 @@ from torch import nn
 from .. import accel
 from ..augment import build_augmentation
 from ..data.imagefolder import LabeledImages
-from ..data.roots import DEFAULT_TEST_SPLIT, DatasetSource, load_split, resolve_dataset
+from ..data.roots import DatasetSource, default_test_split, list_datasets, load_split, resolve_dataset
 from ..errors import UserError
 from ..fileio import write_json
-from ..models import Encoder, create_encoder, load_encoder
-from ..parsing import make_config, parse_kv
-from ..rng import torch_generator, torch_seed
+from ..models import Encoder, build_encoder, list_encoder_specs
+from ..parsing import make_config
+from ..rng import seeded_torch, torch_generator
 from .features import embed, extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm, to_model_input
 from .knn import knn_accuracy
 from .linear import fit_linear_probe, standardize, topk_accuracy
@@ -52,8 +52,6 @@ from .metrics import alignment_uniformity
 PROTOCOLS = ("fast", "paper")
 # Where the result goes and how it is shown: not part of the result's recorded config.
 RUN_ONLY_FIELDS = ("out", "progress")
-RANDOM_PREFIX = "random:"
-PIXELS = "pixels"
 
 
 @dataclass(frozen=True)
@@ -61,15 +59,17 @@ class ProbeConfig:
     """Everything that determines a probe run (flags of ``noisevision probe`` have the same names).
 
     Attributes:
-        encoder: run directory, ``encoder.pt`` checkpoint, ``random:<arch>[:key=value,...]``
-            (seeded random init, e.g. ``random:resnet18:stem=cifar``), or ``pixels`` (raw-pixel baseline).
-        dataset: ``cifar10``, ``tiny-imagenet-32`` or ``imagefolder:<path>``.
+        encoder: run directory, ``encoder.pt`` checkpoint, or a registered encoder spec
+            (:mod:`noisevision.models.specs`): ``random:<arch>[:key=value,...]`` (seeded random
+            init, e.g. ``random:resnet18:stem=cifar``) or ``pixels`` (raw-pixel baseline).
+        dataset: a registered dataset (``cifar10``, ``tiny-imagenet-32``) or ``imagefolder:<path>``.
         data_root: where named datasets live (default ``$NOISEVISION_DATA``).
-        train_split, test_split: split names (test default: ``test``, ``val`` for tiny-imagenet-32).
+        train_split, test_split: split names (test default: the dataset's test split, ``test`` for a folder).
         layer: probe layer (default: the encoder's ``default_probe_layer``).
         protocol: ``fast`` (closed-form-gradient L-BFGS on cached features) or ``paper``.
         seed: seeds random init, subsets, validation split and augmentations.
-        image_size: evaluation input size (default: the encoder's native input size).
+        image_size: evaluation input size (default: the encoder's native input size; an encoder
+            with a fixed input size takes only that one).
         bn_recalibrate: re-estimate BatchNorm running statistics on ``bn_images`` training images first.
         max_train, max_test: use a seeded random subset of at most this many images.
         epochs: ``paper`` protocol epochs (lr x0.2 at 60% and 80% of them).
@@ -77,13 +77,14 @@ class ProbeConfig:
     """
 
     encoder: str = field(default="", metadata={
-        "help": "run dir, encoder.pt, random:<arch>[:key=value,...] or pixels", "required": True})
+        "help": "run dir, encoder.pt, or a spec", "names": list_encoder_specs, "required": True})
     dataset: str = field(default="", metadata={
-        "help": "cifar10, tiny-imagenet-32 or imagefolder:<path>", "required": True})
+        "help": "evaluation dataset", "names": list_datasets, "required": True})
     data_root: str | None = field(default=None, metadata={
         "help": "folder of the real datasets (default $NOISEVISION_DATA)"})
     train_split: str = field(default="train", metadata={"help": "training split (default train)"})
-    test_split: str | None = field(default=None, metadata={"help": "default: test (val for tiny-imagenet-32)"})
+    test_split: str | None = field(default=None, metadata={
+        "help": "default: the dataset's test split (test for an image folder)"})
     layer: str | None = field(default=None, metadata={"help": "probe layer (default: the encoder's default probe layer)"})
     protocol: str = field(default="fast", metadata={
         "help": "fast (L-BFGS on cached features) or paper (augmented Adam head)", "choices": PROTOCOLS})
@@ -113,7 +114,7 @@ class ProbeConfig:
         if not self.encoder:
             raise ValueError("pass --encoder (a run directory, encoder.pt, random:<arch> or pixels)")
         if not self.dataset:
-            raise ValueError("pass --dataset (cifar10, tiny-imagenet-32 or imagefolder:<path>)")
+            raise ValueError(f"pass --dataset ({', '.join(list_datasets())})")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         for name in ("image_size", "max_train", "max_test"):
@@ -129,20 +130,6 @@ class ProbeConfig:
             raise ValueError(f"knn_temperature must be a positive finite number, got {self.knn_temperature}")
         if self.seed < 0:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
-
-
-class PixelEncoder(Encoder):
-    """Identity "encoder": flattened normalised pixels (the raw-pixel linear baseline)."""
-
-    def __init__(self, input_size: int) -> None:
-        super().__init__()
-        self.stages = nn.ModuleDict({"pixels": nn.Flatten(1)})
-        self.layer_names = ("pixels",)
-        self.default_probe_layer = "pixels"
-        self.out_dim = 3 * input_size * input_size
-        self.input_size = input_size
-        self.arch = PIXELS
-        self.arch_kwargs = {"input_size": input_size}
 
 
 # ------------------------------------------------------------------ helpers
@@ -161,49 +148,6 @@ class _Timer:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
-
-
-@contextmanager
-def _seeded_torch(seed: int, purpose: str) -> Iterator[None]:
-    """Run a block whose library code draws from torch's global RNG (nn.init, kornia) reproducibly,
-    restoring the global state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(torch_seed(seed, 0, purpose))
-        yield
-
-
-def parse_random_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``random:resnet18:stem=cifar,width=0.5`` -> ("resnet18", {"stem": "cifar", "width": 0.5})."""
-    body = spec[len(RANDOM_PREFIX):]
-    arch, _, kw = body.partition(":")
-    try:
-        kwargs = parse_kv([item for item in kw.split(",") if item], "encoder argument")
-    except UserError:
-        raise UserError(f"bad encoder spec {spec!r}: expected random:<arch>[:key=value,...]") from None
-    if not arch:
-        raise UserError(f"bad encoder spec {spec!r}: expected random:<arch>[:key=value,...]")
-    return arch, kwargs
-
-
-def build_encoder(spec: str, seed: int, image_size: int | None, expected_arch: str | None = None) -> tuple[Encoder, dict, dict]:
-    """Resolve ``--encoder``: returns (encoder in eval mode, checkpoint meta, description for the JSON)."""
-    if spec == PIXELS:
-        size = image_size or 32
-        return PixelEncoder(size), {}, {"spec": spec, "arch": PIXELS, "arch_kwargs": {"input_size": size}}
-    if spec.startswith(RANDOM_PREFIX):
-        arch, kwargs = parse_random_spec(spec)
-        if expected_arch is not None and arch != expected_arch:
-            raise UserError(f"encoder {spec!r} is a {arch!r}, but {expected_arch!r} was expected")
-        with _seeded_torch(seed, "random-encoder-init"):
-            encoder = create_encoder(arch, **kwargs)
-        info = {"spec": spec, "kind": "random-init", "init_seed": seed}
-    else:
-        path = Path(spec).expanduser()
-        encoder, meta = load_encoder(path, expected_arch=expected_arch)
-        info = {"spec": spec, "kind": "checkpoint", "path": str(path.resolve()), "meta": meta}
-        encoder.eval()
-        return encoder, meta, {**info, "arch": encoder.arch, "arch_kwargs": encoder.arch_kwargs}
-    return encoder.eval(), {}, {**info, "arch": encoder.arch, "arch_kwargs": encoder.arch_kwargs}
 
 
 def _subset(data: LabeledImages, limit: int | None, seed: int, purpose: str) -> LabeledImages:
@@ -264,7 +208,7 @@ def _paper_linear(
 
     n_classes = len(train.classes)
     dim = encode(to_model_input(train.images[:2], size, mean, std)).shape[1]
-    with _seeded_torch(cfg.seed, "paper-probe-head"):
+    with seeded_torch(cfg.seed, 0, "paper-probe-head"):
         head = nn.Linear(dim, n_classes).to(device)
     optimiser = torch.optim.Adam(head.parameters(), lr=1e-3, betas=(0.5, 0.999))
     milestones = [int(round(cfg.epochs * 0.6)), int(round(cfg.epochs * 0.8))]
@@ -309,26 +253,54 @@ def _align_uniform(encoder: Encoder, test: LabeledImages, size: int, mean, std, 
     return {**alignment_uniformity(views[0], views[1]), "align_images": n}
 
 
-# ------------------------------------------------------------------ main entry
+# ------------------------------------------------------------------ main entry: plan, run, build the result
 
 
-def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None, /, **fields: Any) -> dict[str, Any]:
-    """Run a probe (see the module docstring); ``fields`` are :class:`ProbeConfig` fields.
+@dataclass
+class ProbePlan:
+    """What a probe run works on, settled before any feature is computed (see :func:`plan_probe`)."""
 
-    ``config`` is a :class:`ProbeConfig`, a mapping or a YAML file of its fields; ``fields`` override it.
-    Returns the result dict that is also written to ``out`` (JSON) when given.
+    cfg: ProbeConfig
+    device: torch.device
+    encoder: Encoder  # eval mode, on ``device``
+    meta: dict[str, Any]  # the checkpoint's meta (empty for an encoder spec)
+    encoder_info: dict[str, Any]
+    layer: str
+    size: int
+    preset: str  # augmentation preset the encoder was trained with (normalisation, paper-protocol crops)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: DatasetSource
+    test_split: str
+    train: LabeledImages
+    test: LabeledImages
+
+
+@dataclass
+class ProbeOutcome:
+    """Everything :func:`run_probe` measured."""
+
+    bn_layers: int
+    feature_dim: int
+    embedding_dim: int
+    linear: dict[str, float]
+    linear_details: dict[str, Any]
+    knn: dict[int, float]
+    align_uniform: dict[str, Any]
+
+
+def plan_probe(cfg: ProbeConfig, timer: _Timer) -> ProbePlan:
+    """Check what can fail cheaply, then build the encoder and load both splits.
 
     Raises:
-        UserError: bad encoder/dataset/layer/split/arguments (one line, for the CLI).
+        UserError: unwritable ``out``, bad device, encoder, layer, image size for the encoder,
+            dataset or split, or splits with different classes.
     """
-    cfg = make_config(ProbeConfig, config, fields, "probe")
-    out, progress = cfg.out, cfg.progress
-    timer = _Timer()
-    if out is not None:  # fail before minutes of work, not after
+    if cfg.out is not None:  # fail before minutes of work, not after
         try:
-            Path(out).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(cfg.out).expanduser().parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot create the folder for --out {out}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot create the folder for --out {cfg.out}: {exc.strerror or exc}") from None
     device = accel.select_device(cfg.device)
 
     with timer.phase("encoder_s"):
@@ -340,11 +312,11 @@ def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None
         preset, mean, std = normalization_for(meta)
         encoder = prepare_encoder(encoder, device)
 
-    source: DatasetSource = resolve_dataset(cfg.dataset, cfg.data_root, cfg.cache_dir)
-    test_split = cfg.test_split or DEFAULT_TEST_SPLIT.get(cfg.dataset, "test")
+    source = resolve_dataset(cfg.dataset, cfg.data_root, cfg.cache_dir)
+    test_split = cfg.test_split or default_test_split(cfg.dataset)
     with timer.phase("load_s"):
-        train = load_split(source, cfg.train_split, size, cfg.cache_dir, cfg.skip_bad_images, progress)
-        test = load_split(source, test_split, size, cfg.cache_dir, cfg.skip_bad_images, progress)
+        train = load_split(source, cfg.train_split, size, cfg.cache_dir, cfg.skip_bad_images, cfg.progress)
+        test = load_split(source, test_split, size, cfg.cache_dir, cfg.skip_bad_images, cfg.progress)
     _check_same_classes(train, test, cfg.train_split, test_split)
     if len(train.classes) < 2:
         raise UserError(
@@ -353,6 +325,15 @@ def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None
         )
     train = _subset(train, cfg.max_train, cfg.seed, "max-train")
     test = _subset(test, cfg.max_test, cfg.seed, "max-test")
+    return ProbePlan(cfg, device, encoder, meta, encoder_info, layer, size, preset, mean, std, source, test_split,
+                     train, test)
+
+
+def run_probe(plan: ProbePlan, timer: _Timer) -> ProbeOutcome:
+    """BatchNorm re-estimation (if asked), one feature extraction per split, then the linear probe,
+    kNN and alignment/uniformity."""
+    cfg, encoder, device = plan.cfg, plan.encoder, plan.device
+    train, test, layer, size, mean, std = plan.train, plan.test, plan.layer, plan.size, plan.mean, plan.std
     n_classes = len(train.classes)
 
     bn_layers = 0
@@ -362,43 +343,50 @@ def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None
             bn_layers = recalibrate_batchnorm(encoder, calib, size, mean, std, device)
 
     with timer.phase("extract_s"):
-        train_feats, train_emb = extract_features(encoder, train.images, layer, size, mean, std, device, cfg.batch_size, progress=progress, desc="train features")
-        test_feats, test_emb = extract_features(encoder, test.images, layer, size, mean, std, device, cfg.batch_size, progress=progress, desc="test features")
+        train_feats, train_emb = extract_features(encoder, train.images, layer, size, mean, std, device, cfg.batch_size, progress=cfg.progress, desc="train features")
+        test_feats, test_emb = extract_features(encoder, test.images, layer, size, mean, std, device, cfg.batch_size, progress=cfg.progress, desc="test features")
     train_y, test_y = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
+    feature_dim, embedding_dim = int(train_feats.shape[1]), int(train_emb.shape[1])
 
     with timer.phase("fit_s"):
         if cfg.protocol == "fast":
             linear, linear_details = _fast_linear(train_feats, train_y, test_feats, test_y, n_classes, cfg.seed)
         else:
-            linear, linear_details = _paper_linear(encoder, train, test, layer, size, preset, mean, std, cfg, device, progress)
+            linear, linear_details = _paper_linear(encoder, train, test, layer, size, plan.preset, mean, std, cfg, device, cfg.progress)
     with timer.phase("knn_s"):
         knn = knn_accuracy(train_emb, train_y, test_emb, test_y, n_classes, k=cfg.knn_k, temperature=cfg.knn_temperature)
     with timer.phase("align_uniform_s"):
         au = _align_uniform(encoder, test, size, mean, std, cfg, device)
     timer.seconds["total_s"] = round(sum(timer.seconds.values()), 3)
+    return ProbeOutcome(bn_layers, feature_dim, embedding_dim, linear, linear_details, knn, au)
 
-    result = {
+
+def probe_result(plan: ProbePlan, outcome: ProbeOutcome, timer: _Timer) -> dict[str, Any]:
+    """The result dict (what ``--out`` holds): settings, dataset, metrics, timings and environment."""
+    cfg, train, test, device = plan.cfg, plan.train, plan.test, plan.device
+    linear, knn, au = outcome.linear, outcome.knn, outcome.align_uniform
+    return {
         "noisevision_probe_version": 1,
-        "encoder": encoder_info,
-        "encoder_config": meta.get("config"),
-        "normalization": {"preset": preset, "mean": list(mean), "std": list(std)},
+        "encoder": plan.encoder_info,
+        "encoder_config": plan.meta.get("config"),
+        "normalization": {"preset": plan.preset, "mean": list(plan.mean), "std": list(plan.std)},
         "dataset": {
-            "name": cfg.dataset, "kind": source.kind, "path": str(source.path),
-            "train_split": cfg.train_split, "test_split": test_split,
-            "n_train": len(train), "n_test": len(test), "n_classes": n_classes, "image_size": size,
+            "name": cfg.dataset, "kind": plan.source.kind, "path": str(plan.source.path),
+            "train_split": cfg.train_split, "test_split": plan.test_split,
+            "n_train": len(train), "n_test": len(test), "n_classes": len(train.classes), "image_size": plan.size,
             "ignored_files": train.n_ignored + test.n_ignored, "bad_images": train.n_bad + test.n_bad,
         },
-        "layer": layer,
-        "feature_dim": int(train_feats.shape[1]),
-        "embedding_dim": int(train_emb.shape[1]),
+        "layer": plan.layer,
+        "feature_dim": outcome.feature_dim,
+        "embedding_dim": outcome.embedding_dim,
         "protocol": cfg.protocol,
-        "bn_recalibrate": {"enabled": cfg.bn_recalibrate, "images": min(cfg.bn_images, len(train)) if cfg.bn_recalibrate else 0, "bn_layers": bn_layers},
+        "bn_recalibrate": {"enabled": cfg.bn_recalibrate, "images": min(cfg.bn_images, len(train)) if cfg.bn_recalibrate else 0, "bn_layers": outcome.bn_layers},
         "metrics": {
             "top1": round(linear["top1"], 3), "top5": round(linear["top5"], 3),
             "knn_top1": round(knn[1], 3), "knn_top5": round(knn[5], 3),
             "alignment": au["alignment"], "uniformity": au["uniformity"],
         },
-        "linear": linear_details,
+        "linear": outcome.linear_details,
         "knn": {"k": cfg.knn_k, "temperature": cfg.knn_temperature, "features": "embedding", "similarity": "cosine"},
         "align_uniform": {"images": au["align_images"], "augmentation": "small", "alpha": 2, "t": 2},
         "timings_s": timer.seconds,
@@ -411,8 +399,23 @@ def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None
         "host": platform.node(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    if out is not None:
-        write_json(out, result)
+
+
+def probe(config: ProbeConfig | dict[str, Any] | str | os.PathLike | None = None, /, **fields: Any) -> dict[str, Any]:
+    """Run a probe (see the module docstring); ``fields`` are :class:`ProbeConfig` fields.
+
+    ``config`` is a :class:`ProbeConfig`, a mapping or a YAML file of its fields; ``fields`` override it.
+    Returns the result dict that is also written to ``out`` (JSON) when given.
+
+    Raises:
+        UserError: bad encoder/dataset/layer/split/arguments (one line, for the CLI).
+    """
+    cfg = make_config(ProbeConfig, config, fields, "probe")
+    timer = _Timer()
+    plan = plan_probe(cfg, timer)
+    result = probe_result(plan, run_probe(plan, timer), timer)
+    if cfg.out is not None:
+        write_json(cfg.out, result)
     return result
 
 

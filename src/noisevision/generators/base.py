@@ -45,14 +45,13 @@ class GeneratorSpec:
     Attributes:
         name: registry name, ``family/variant``.
         description: one line for ``noisevision list``.
-        family: group used by tables and charts (e.g. ``"dead leaves"``).
+        family: the group ``noisevision list`` shows it under (e.g. ``"dead leaves"``).
         params_cls: frozen dataclass of parameters.
         defaults: this variant's parameter overrides of ``params_cls`` defaults.
         render: the batched render function.
         batch_size: images per render call that amortises setup well on a CPU.
         uses_torch: renders with torch (may run on CUDA); manifests record the device.
         labels: optional ``labels(indices, seed, params) -> int64 (N,)`` (e.g. IFS identity).
-        paper_top1: the paper's small-scale ImageNet-100 top-1 for this family, if any.
         fast_overrides: parameters for a quick CPU look (``preview --all``, smoke
             benchmarks) where the defaults are slow (e.g. feature-vis steps).
         required: parameters the user must set (e.g. a checkpoint path).
@@ -67,7 +66,6 @@ class GeneratorSpec:
     batch_size: int = 64
     uses_torch: bool = False
     labels: Callable[[np.ndarray, int, Any], np.ndarray] | None = None
-    paper_top1: float | None = None
     fast_overrides: dict[str, Any] = field(default_factory=dict)
     required: tuple[str, ...] = ()
 
@@ -89,7 +87,6 @@ def register_generator(
     batch_size: int = 64,
     uses_torch: bool = False,
     labels: Callable[[np.ndarray, int, Any], np.ndarray] | None = None,
-    paper_top1: float | None = None,
     fast_overrides: dict[str, Any] | None = None,
     required: tuple[str, ...] = (),
     **defaults: Any,
@@ -108,7 +105,6 @@ def register_generator(
         batch_size=batch_size,
         uses_torch=uses_torch,
         labels=labels,
-        paper_top1=paper_top1,
         fast_overrides=dict(fast_overrides or {}),
         required=tuple(required),
     )
@@ -241,6 +237,19 @@ def list_generators(pattern: str = "*") -> list[str]:
 def get_spec(name: str) -> GeneratorSpec:
     _ensure_loaded()
     return GENERATORS.get(name)
+
+
+def fast_overrides(name: str) -> dict[str, Any]:
+    """The generator's CPU-friendly parameter overrides (``GeneratorSpec.fast_overrides``); none for a
+    dynamic (combinator) name, which has no spec of its own.
+
+    Raises:
+        UserError: unknown generator.
+    """
+    _ensure_loaded()
+    if any(name.startswith(prefix) for prefix in _DYNAMIC):
+        return {}
+    return dict(GENERATORS.get(name).fast_overrides)
 
 
 # Family modules, imported on first use of the registry (the order is the listing order).

@@ -476,18 +476,18 @@ def _load_texture(path: Path, size: int) -> np.ndarray:
 _FAMILY = "dead leaves"
 register_generator(
     "dead-leaves/squares", "dead leaves of axis-aligned squares", family=_FAMILY,
-    params_cls=DeadLeavesParams, render=render, paper_top1=35.1, shapes=("square",),
+    params_cls=DeadLeavesParams, render=render, shapes=("square",),
 )
 register_generator(
     "dead-leaves/oriented", "dead leaves of randomly rotated squares", family=_FAMILY,
-    params_cls=DeadLeavesParams, render=render, paper_top1=37.4, shapes=("oriented_square",),
+    params_cls=DeadLeavesParams, render=render, shapes=("oriented_square",),
 )
 register_generator(
     "dead-leaves/mixed", "dead leaves of circles, squares, rectangles, triangles, quadrilaterals", family=_FAMILY,
-    params_cls=DeadLeavesParams, render=render, paper_top1=38.9,
+    params_cls=DeadLeavesParams, render=render,
 )
 register_generator(
     "dead-leaves/textured", "mixed dead leaves whose regions show Spectrum+Color+WMM textures", family=_FAMILY,
-    params_cls=TexturedDeadLeavesParams, render=render_textured, paper_top1=40.9,
+    params_cls=TexturedDeadLeavesParams, render=render_textured,
     fast_overrides={"texture_pool": 4},
 )

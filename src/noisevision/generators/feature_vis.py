@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
-from ..models import Encoder, SmallAlexNet, create_encoder, load_encoder
-from ..rng import image_rng, torch_generator, torch_seed
+from ..models import Encoder, create_encoder, encoder_kwargs, load_encoder
+from ..rng import image_rng, seeded_torch, torch_generator
 from .base import register_generator
 
 if TYPE_CHECKING:  # torch is imported lazily: listing generators must not pay for it
@@ -63,7 +63,7 @@ class FeatureVisParams:
         source: "random" (random-init network from the seed) or "checkpoint".
         checkpoint: encoder checkpoint (file or run directory) when source is "checkpoint".
         arch: encoder architecture (random), or the architecture the checkpoint must hold (None: any).
-        stem, width: ResNet stem and width multiplier of the random network.
+        stem, width: stem and width multiplier of the random network, for architectures that take them.
         layer: layer whose (spatially averaged) channels are the units; None = the encoder's probe layer.
         steps: Adam steps per image (paper: 128).
         lr: Adam learning rate.
@@ -113,14 +113,13 @@ class FeatureVisParams:
 
 @functools.lru_cache(maxsize=2)
 def _random_network(arch: str, stem: str, width: float, seed: int, group: int, device: str) -> Encoder:
-    """Random-init encoder ``group`` of root ``seed``, eval mode, frozen."""
-    import torch
+    """Random-init encoder ``group`` of root ``seed``, eval mode, frozen.
 
-
-    kwargs = {"stem": stem, "width": width} if arch.startswith("resnet") else {}
+    ``stem`` and ``width`` go to the architectures whose builder takes them (the ResNets take both).
+    """
+    kwargs = {k: v for k, v in {"stem": stem, "width": width}.items() if k in encoder_kwargs(arch)}
     # the encoders initialise from torch's global generator: seed it inside a fork so nothing leaks out
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(torch_seed(seed, group, "feature-vis-network"))
+    with seeded_torch(seed, group, "feature-vis-network"):
         net = create_encoder(arch, **kwargs)
     return net.to(device).eval().requires_grad_(False)
 
@@ -149,12 +148,8 @@ def load_network(params: FeatureVisParams, seed: int, group: int, device: str = 
 
 def layer_activation(net: Encoder, x: Tensor, layer: str) -> Tensor:
     """(N, C) activation of ``layer``'s channels, averaged over space for conv layers."""
-    net.check_layer(layer)
-    for name, stage in net.stages.items():
-        x = stage(x)
-        if name == layer:
-            return x.mean(dim=(2, 3)) if x.ndim == 4 else x.flatten(1)
-    raise AssertionError("unreachable: layer validated above")
+    x = net.forward_features(x, layer)
+    return x.mean(dim=(2, 3)) if x.ndim == 4 else x.flatten(1)
 
 
 def unit_objective(acts: Tensor, units: Tensor) -> Tensor:
@@ -248,8 +243,8 @@ def spectra_to_rgb(spectra: Tensor) -> Tensor:
 
 def network_input_size(net: Encoder, size: int) -> int:
     """Side of the warped views fed to ``net``: the transformed field of view, resampled to the
-    native input size for encoders with fully connected layers on a fixed grid (SmallAlexNet)."""
-    return net.input_size if isinstance(net, SmallAlexNet) else transformed_size(size)
+    encoder's fixed input size where it declares one (fully connected layers on a fixed grid)."""
+    return net.fixed_input_size or transformed_size(size)
 
 
 def _transform(images: Tensor, thetas: Tensor, out_size: int | None = None) -> Tensor:
@@ -357,7 +352,6 @@ register_generator(
     render=render_feature_vis,
     batch_size=16,
     uses_torch=True,
-    paper_top1=34.6,
     fast_overrides=FAST_RANDOM,
 )
 register_generator(
@@ -368,7 +362,6 @@ register_generator(
     render=render_feature_vis,
     batch_size=16,
     uses_torch=True,
-    paper_top1=39.2,
     fast_overrides=FAST_CHECKPOINT,
     required=("checkpoint",),
     source="checkpoint",

@@ -303,5 +303,4 @@ register_generator(
     render=render_fractal,
     batch_size=32,
     labels=fractal_labels,
-    paper_top1=33.4,
 )

@@ -514,7 +514,7 @@ def to_rgb_uint8(decorrelated: np.ndarray, color: ColorModel) -> np.ndarray:
 _FAMILY = "statistical"
 
 
-def _register(name: str, description: str, paper_top1: float, **defaults: object) -> None:
+def _register(name: str, description: str, **defaults: object) -> None:
     register_generator(
         name,
         description,
@@ -522,14 +522,13 @@ def _register(name: str, description: str, paper_top1: float, **defaults: object
         params_cls=StatisticalParams,
         render=render,
         batch_size=32,
-        paper_top1=paper_top1,
         **defaults,
     )
 
 
-_register("stat/spectrum", "random 1/f^s spectrum (random phase), colour-model rotation", 30.6)
-_register("stat/wmm", "wavelet marginal model: heavy-tailed steerable-pyramid bands", 31.4, spectrum=False, wmm=True)
-_register("stat/spectrum-color", "1/f^s spectrum + colour-histogram matching", 36.7, color=True)
+_register("stat/spectrum", "random 1/f^s spectrum (random phase), colour-model rotation")
+_register("stat/wmm", "wavelet marginal model: heavy-tailed steerable-pyramid bands", spectrum=False, wmm=True)
+_register("stat/spectrum-color", "1/f^s spectrum + colour-histogram matching", color=True)
 _register(
-    "stat/spectrum-color-wmm", "1/f^s spectrum + colour histograms + wavelet marginals", 39.9, wmm=True, color=True
+    "stat/spectrum-color-wmm", "1/f^s spectrum + colour histograms + wavelet marginals", wmm=True, color=True
 )

@@ -443,14 +443,12 @@ _COMMON = dict(family="stylegan", params_cls=StyleGANParams, render=render, uses
 register_generator(
     "stylegan/random",
     "randomly initialised StyleGAN2 (default init, no noise), a new network every 400 images",
-    paper_top1=34.0,
     batch_size=16,  # real convolutions: larger batches gain nothing on a CPU and leave the cache
     **_COMMON,
 )
 register_generator(
     "stylegan/high-freq",
     "random StyleGAN2 with 3x3 kernels from a 40-filter high-frequency bank and pink noise",
-    paper_top1=42.1,
     conv_weights="highfreq",
     noise="pink",
     redraw_torgb=True,
@@ -460,7 +458,6 @@ register_generator(
 register_generator(
     "stylegan/sparse",
     "high-freq StyleGAN2 plus Laplacian-envelope noise and U(0, 0.2) biases",
-    paper_top1=42.0,
     conv_weights="highfreq",
     noise="pink-envelope",
     bias_range=(0.0, 0.2),
@@ -471,7 +468,6 @@ register_generator(
 register_generator(
     "stylegan/oriented",
     "random StyleGAN2 with oriented filter-bank kernels, shared sparse pink noise, U(-0.2, 0.2) biases (paper's best)",
-    paper_top1=43.4,
     conv_weights="oriented",
     filter_subset=(5, 40),
     noise="shared-pink-envelope",

@@ -1,4 +1,8 @@
-"""Self-supervised methods, one thin ``nn.Module`` per loss, listed in ``METHODS``.
+"""Self-supervised methods, one thin ``nn.Module`` per loss, registered in ``METHODS``.
+
+Adding a method: write ``methods/<name>.py`` with a :class:`Method` subclass
+decorated with ``@register_method``, and add the module's name to
+:data:`METHOD_MODULES`.
 
 >>> method = create_method("alignuniform", create_encoder("smallalexnet"))
 >>> out = method(view1, view2); out["loss"].backward()
@@ -7,19 +11,25 @@
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ..errors import UserError
 from ..models import Encoder
-from ..registry import Registry
 from .alignuniform import AlignUniform
-from .base import Method
+from .base import METHODS, Method, register_method
 from .mocov2 import MoCoV2
 from .simclr import SimCLR
 
-METHODS: Registry[type[Method]] = Registry("method")
-for _cls in (AlignUniform, MoCoV2, SimCLR):
-    METHODS.register(_cls.name, _cls)
+# Method modules, imported here so their classes are registered (the order is the listing order).
+# Adding a method: its module, and its name here.
+METHOD_MODULES: tuple[str, ...] = (
+    "alignuniform",
+    "mocov2",
+    "simclr",
+)
+for _module in METHOD_MODULES:
+    importlib.import_module(f"{__package__}.{_module}")
 
 
 def create_method(name: str, encoder: Encoder, **kwargs: Any) -> Method:
@@ -40,4 +50,5 @@ def list_methods(pattern: str = "*") -> list[str]:
     return METHODS.names(pattern)
 
 
-__all__ = ["METHODS", "AlignUniform", "Method", "MoCoV2", "SimCLR", "create_method", "list_methods"]
+__all__ = ["METHODS", "METHOD_MODULES", "AlignUniform", "Method", "MoCoV2", "SimCLR", "create_method", "list_methods",
+           "register_method"]

@@ -6,9 +6,10 @@ import torch
 from ..distributed import gather_with_grad
 from ..losses import align_loss, uniform_loss
 from ..models import Encoder, SimCLRHead
-from .base import Method, default_head
+from .base import Method, default_head, register_method
 
 
+@register_method
 class AlignUniform(Method):
     """``align_weight * L_align(x, y) + unif_weight * (L_unif(x) + L_unif(y)) / 2``.
 

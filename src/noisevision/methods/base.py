@@ -3,6 +3,9 @@
 A method owns the encoder to save (``.encoder``), its projection head and any
 extra state (momentum encoder, queue as a registered buffer), so one
 ``DistributedDataParallel(method)`` wraps everything the optimiser trains.
+
+A method registers itself with ``@register_method`` on its class (under its
+``name``); ``METHOD_MODULES`` in ``methods/__init__.py`` lists the modules.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from torch import nn
 
 from ..models import Encoder, ProjectionHead
 from ..models.base import upcast
+from ..registry import Registry
 
 
 class Method(nn.Module):
@@ -51,6 +55,16 @@ class Method(nn.Module):
 
     def on_train_step_end(self) -> None:
         """Called by the training loop after each optimiser step (MoCo: momentum update, enqueue)."""
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: register a :class:`Method` subclass under its ``name``."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} needs a class attribute name (the --method value)")
+    return METHODS.register(cls.name, cls)
 
 
 def default_head(encoder: Encoder, head: bool | None, kind: type[ProjectionHead], hidden_dim: int | None,

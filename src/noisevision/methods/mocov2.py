@@ -11,9 +11,10 @@ from ..distributed import gather_no_grad
 from ..losses import info_nce_loss
 from ..models import Encoder, MoCoV2Head
 from ..models.base import upcast
-from .base import Method, default_head
+from .base import Method, default_head, register_method
 
 
+@register_method
 class MoCoV2(Method):
     """InfoNCE between online queries and momentum keys, with a FIFO queue of past keys.
 

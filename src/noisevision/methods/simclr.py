@@ -6,9 +6,10 @@ import torch
 from ..distributed import gather_with_grad
 from ..losses import nt_xent_loss
 from ..models import Encoder, SimCLRHead
-from .base import Method, default_head
+from .base import Method, default_head, register_method
 
 
+@register_method
 class SimCLR(Method):
     """NT-Xent with an MLP head (in -> hidden -> BN -> ReLU -> 128); negatives are all
     other views of the global batch (gathered from every rank with gradients in DDP)."""

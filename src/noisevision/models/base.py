@@ -1,12 +1,18 @@
 """The common encoder interface: an ordered chain of named stages.
 
 Every encoder is an ``nn.ModuleDict`` of stages run in order; ``forward``
-runs them all, ``features(x, layer)`` stops after the named one. So
-SmallAlexNet and the ResNets share one implementation of the interface that
-the training loop and the linear probe rely on.
+runs them all, ``forward_features(x, layer)`` stops after the named one (the
+one implementation of "run up to a layer" that the probe, feature extraction
+and feature visualisation use). Encoders declare what callers need to know
+instead of being recognised by name or class: ``fixed_input_size`` (fully
+connected layers on a fixed grid) and ``embedding_is_projected``.
+
+Encoders register a builder with ``@register_encoder("name")`` in their own
+module; ``factory.ENCODER_MODULES`` lists the modules.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -14,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..registry import Registry
 
 # The largest input side checked by ``Encoder.check_input_size`` (a 100,000 px side would need 120 GB per image).
 MAX_INPUT_SIZE = 1024
@@ -40,6 +47,9 @@ class Encoder(nn.Module):
         default_probe_layer: the layer the linear probe uses by default.
         out_dim: dimension of ``forward``'s output (the embedding the SSL loss sees).
         input_size: the native square input size in pixels.
+        fixed_input_size: the only input size the encoder accepts (fully connected layers
+            on a fixed spatial grid, e.g. SmallAlexNet's fc6), or None when any size
+            large enough works (global pooling, e.g. the ResNets).
         arch, arch_kwargs: registry name and keyword arguments that rebuild this encoder.
         embedding_is_projected: True when ``forward`` already ends in a projection head
             (SmallAlexNet's fc7/fc8), so SSL methods add no extra head by default.
@@ -50,6 +60,7 @@ class Encoder(nn.Module):
     default_probe_layer: str
     out_dim: int
     input_size: int
+    fixed_input_size: int | None = None
     arch: str
     arch_kwargs: dict[str, Any]
     embedding_is_projected: bool = False
@@ -60,14 +71,33 @@ class Encoder(nn.Module):
             x = stage(x)
         return x
 
-    def features(self, x: torch.Tensor, layer: str) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, C) flattened output of the named layer (stops there)."""
+    def forward_features(
+        self, x: torch.Tensor, layer: str, with_embedding: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Output of the named layer as the stage returns it ((N, C, H, W) or (N, C)).
+
+        Runs the stages up to ``layer`` and stops there; with ``with_embedding``
+        it runs on to the end and returns ``(layer output, forward's embedding)``
+        from one pass.
+
+        Raises:
+            UserError: a layer name this encoder does not have.
+        """
         self.check_layer(layer)
+        feat = None
         for name, stage in self.stages.items():
             x = stage(x)
             if name == layer:
-                return x.flatten(1)
-        raise AssertionError("unreachable: layer validated above")
+                if not with_embedding:
+                    return x
+                feat = x
+        if feat is None:
+            raise AssertionError("unreachable: layer validated above")
+        return feat, x
+
+    def features(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, C) flattened output of the named layer (stops there)."""
+        return self.forward_features(x, layer).flatten(1)
 
     def check_layer(self, layer: str) -> None:
         """Raise UserError for a layer name this encoder does not have."""
@@ -77,14 +107,18 @@ class Encoder(nn.Module):
             )
 
     def check_input_size(self, size: int, flag: str) -> None:
-        """UserError unless ``size`` px inputs fit (SmallAlexNet's fc6 fixes its input size; ``flag`` names the option).
+        """UserError unless ``size`` px inputs fit (``flag`` names the option).
 
-        Sizes above ``MAX_INPUT_SIZE`` are refused before anything is allocated; others
-        are tried with one forward pass of a zero image in eval mode (no statistics change).
+        Sizes above ``MAX_INPUT_SIZE`` are refused before anything is allocated, an
+        encoder with a ``fixed_input_size`` takes only that size, and any other size
+        is tried with one forward pass of a zero image in eval mode (no statistics change).
         """
         if not 1 <= size <= MAX_INPUT_SIZE:
             raise UserError(f"{flag} {size} is out of range: inputs of 1 to {MAX_INPUT_SIZE} px are accepted "
                             f"({self.arch}'s native size is {self.input_size} px)")
+        if self.fixed_input_size is not None and size != self.fixed_input_size:
+            raise UserError(f"encoder {self.arch!r} takes only {self.fixed_input_size} px inputs; "
+                            f"pass {flag} {self.fixed_input_size} (or leave it out)")
         param = next(self.parameters(), None)
         was_training = self.training
         self.eval()
@@ -102,3 +136,12 @@ class Encoder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, arch_kwargs={self.arch_kwargs}, out_dim={self.out_dim}"
+
+
+EncoderBuilder = Callable[..., Encoder]
+ENCODERS: Registry[EncoderBuilder] = Registry("encoder")
+
+
+def register_encoder(name: str) -> Callable[[EncoderBuilder], EncoderBuilder]:
+    """``@register_encoder("resnet18")`` on a builder ``(**arch_kwargs) -> Encoder`` registers it under ``name``."""
+    return ENCODERS.decorator(name)

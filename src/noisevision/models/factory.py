@@ -1,44 +1,28 @@
 """The encoder registry and factory: ``create_encoder(name, **kwargs)``.
 
-Adding an encoder: write its module (a subclass of :class:`~.base.Encoder`),
-then one registered builder below.
+Adding an encoder: write its module (a subclass of :class:`~.base.Encoder`
+and a builder decorated with ``@register_encoder("name")``), then add the
+module's name to :data:`ENCODER_MODULES`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import inspect
 from typing import Any
 
 from ..errors import UserError
-from ..registry import Registry
-from .base import Encoder
-from .resnet import BasicBlock, Bottleneck, ResNet
-from .smallalexnet import SmallAlexNet
+from .base import ENCODERS, Encoder
 
-ENCODERS: Registry[Callable[..., Encoder]] = Registry("encoder")
+__all__ = ["ENCODERS", "ENCODER_MODULES", "create_encoder", "encoder_kwargs", "list_encoders"]
 
-
-@ENCODERS.decorator("smallalexnet")
-def smallalexnet(input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0) -> Encoder:
-    """The paper's small-scale encoder for 64 px input (fc6 sees 192x7x7)."""
-    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, width=width, arch="smallalexnet")
-
-
-@ENCODERS.decorator("smallalexnet32")
-def smallalexnet32(input_size: int = 32, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0) -> Encoder:
-    """SmallAlexNet for 32 px input: same layers, fc6 sees 192x3x3."""
-    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, width=width, arch="smallalexnet32")
-
-
-@ENCODERS.decorator("resnet18")
-def resnet18(stem: str = "imagenet", width: float = 1.0) -> Encoder:
-    """ResNet-18 (BasicBlock, 2-2-2-2), 512*width-d features."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), arch="resnet18", stem=stem, width=width)
-
-
-@ENCODERS.decorator("resnet50")
-def resnet50(stem: str = "imagenet", width: float = 1.0) -> Encoder:
-    """ResNet-50 (Bottleneck, 3-4-6-3), 2048*width-d features."""
-    return ResNet(Bottleneck, (3, 4, 6, 3), arch="resnet50", stem=stem, width=width)
+# Encoder modules, imported here so their builders are registered (the order is the listing order).
+# Adding an encoder: its module, and its name here.
+ENCODER_MODULES: tuple[str, ...] = (
+    "smallalexnet",
+    "resnet",
+)
+for _module in ENCODER_MODULES:
+    importlib.import_module(f"{__package__}.{_module}")
 
 
 def create_encoder(arch: str, **kwargs: Any) -> Encoder:
@@ -60,3 +44,13 @@ def create_encoder(arch: str, **kwargs: Any) -> Encoder:
 def list_encoders(pattern: str = "*") -> list[str]:
     """Registered encoder names matching a shell wildcard."""
     return ENCODERS.names(pattern)
+
+
+def encoder_kwargs(arch: str) -> tuple[str, ...]:
+    """The keyword arguments the builder of ``arch`` takes (e.g. ``stem`` and ``width`` for the ResNets).
+
+    Raises:
+        UserError: unknown architecture.
+    """
+    params = inspect.signature(ENCODERS.get(arch)).parameters.values()
+    return tuple(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))

@@ -3,14 +3,15 @@
 ImageNet stem: 7x7/2 conv + 3x3/2 max-pool (native input 224 px).
 CIFAR stem: 3x3/1 conv, no max-pool (native input 32 px), the usual choice
 for small images. ``forward`` returns the global-average-pooled features
-(512*width for ResNet-18, 2048*width for ResNet-50).
+(512*width for ResNet-18, 2048*width for ResNet-50), so any input size works
+(``fixed_input_size`` is None).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .base import Encoder
+from .base import Encoder, register_encoder
 from .fastconv import FastConv2d
 
 STEMS = ("imagenet", "cifar")
@@ -116,3 +117,15 @@ class ResNet(Encoder):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+
+@register_encoder("resnet18")
+def resnet18(stem: str = "imagenet", width: float = 1.0) -> Encoder:
+    """ResNet-18 (BasicBlock, 2-2-2-2), 512*width-d features."""
+    return ResNet(BasicBlock, (2, 2, 2, 2), arch="resnet18", stem=stem, width=width)
+
+
+@register_encoder("resnet50")
+def resnet50(stem: str = "imagenet", width: float = 1.0) -> Encoder:
+    """ResNet-50 (Bottleneck, 3-4-6-3), 2048*width-d features."""
+    return ResNet(Bottleneck, (3, 4, 6, 3), arch="resnet50", stem=stem, width=width)

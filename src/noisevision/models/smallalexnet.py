@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import Encoder, L2Normalize
+from .base import Encoder, L2Normalize, register_encoder
 from .fastconv import FastConv2d
 
 CONV_CHANNELS = (96, 192, 384, 384, 192)
@@ -67,6 +67,7 @@ class SmallAlexNet(Encoder):
         self.layer_names = tuple(stages)
         self.out_dim = out_dim
         self.input_size = input_size
+        self.fixed_input_size = input_size  # fc6 is a dense layer on the last conv map's fixed grid
         self.fc_input_dim = in_ch * side * side
         self.arch = arch
         self.arch_kwargs = {"input_size": input_size, "fc_dim": fc_dim, "out_dim": out_dim}
@@ -84,3 +85,15 @@ class SmallAlexNet(Encoder):
             elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+
+@register_encoder("smallalexnet")
+def smallalexnet(input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0) -> Encoder:
+    """The paper's small-scale encoder for 64 px input (fc6 sees 192x7x7)."""
+    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, width=width, arch="smallalexnet")
+
+
+@register_encoder("smallalexnet32")
+def smallalexnet32(input_size: int = 32, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0) -> Encoder:
+    """SmallAlexNet for 32 px input: same layers, fc6 sees 192x3x3."""
+    return SmallAlexNet(input_size=input_size, fc_dim=fc_dim, out_dim=out_dim, width=width, arch="smallalexnet32")

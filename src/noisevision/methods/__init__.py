@@ -1,4 +1,5 @@
-"""Self-supervised methods, one thin ``nn.Module`` per loss, listed in ``METHODS``.
+"""Pretraining methods (self-supervised, and supervised on the data's labels), one thin ``nn.Module``
+per loss, listed in ``METHODS``.
 
 >>> method = create_method("alignuniform", create_encoder("smallalexnet"))
 >>> out = method(view1, view2); out["loss"].backward()
@@ -16,9 +17,10 @@ from .alignuniform import AlignUniform
 from .base import Method
 from .mocov2 import MoCoV2
 from .simclr import SimCLR
+from .supervised import Supervised
 
 METHODS: Registry[type[Method]] = Registry("method")
-for _cls in (AlignUniform, MoCoV2, SimCLR):
+for _cls in (AlignUniform, MoCoV2, SimCLR, Supervised):
     METHODS.register(_cls.name, _cls)
 
 
@@ -40,4 +42,4 @@ def list_methods(pattern: str = "*") -> list[str]:
     return METHODS.names(pattern)
 
 
-__all__ = ["METHODS", "AlignUniform", "Method", "MoCoV2", "SimCLR", "create_method", "list_methods"]
+__all__ = ["METHODS", "AlignUniform", "Method", "MoCoV2", "SimCLR", "Supervised", "create_method", "list_methods"]

@@ -1,4 +1,4 @@
-"""Encoders (SmallAlexNet, ResNet-18/50), projection heads and the encoder checkpoint format.
+"""Encoders (SmallAlexNet, ResNet-18/50, ViT-Tiny), projection heads and the encoder checkpoint format.
 
 >>> enc = create_encoder("resnet18", stem="cifar", width=0.5)
 >>> enc(torch.randn(2, 3, 32, 32)).shape            # (2, 256)
@@ -13,9 +13,10 @@ from .factory import ENCODERS, create_encoder, list_encoders
 from .heads import MoCoV2Head, ProjectionHead, SimCLRHead
 from .resnet import BasicBlock, Bottleneck, ResNet
 from .smallalexnet import SmallAlexNet
+from .vit import VisionTransformer
 
 __all__ = [
     "ENCODERS", "FORMAT", "FORMAT_VERSION", "BasicBlock", "Bottleneck", "Encoder", "L2Normalize", "MoCoV2Head",
-    "ProjectionHead", "ResNet", "SimCLRHead", "SmallAlexNet", "create_encoder", "list_encoders", "load_encoder",
+    "ProjectionHead", "ResNet", "SimCLRHead", "SmallAlexNet", "VisionTransformer", "create_encoder", "list_encoders", "load_encoder",
     "save_encoder",
 ]

@@ -13,6 +13,7 @@ from ..registry import Registry
 from .base import Encoder
 from .resnet import BasicBlock, Bottleneck, ResNet
 from .smallalexnet import SmallAlexNet
+from .vit import VisionTransformer
 
 ENCODERS: Registry[Callable[..., Encoder]] = Registry("encoder")
 
@@ -39,6 +40,14 @@ def resnet18(stem: str = "imagenet", width: float = 1.0) -> Encoder:
 def resnet50(stem: str = "imagenet", width: float = 1.0) -> Encoder:
     """ResNet-50 (Bottleneck, 3-4-6-3), 2048*width-d features."""
     return ResNet(Bottleneck, (3, 4, 6, 3), arch="resnet50", stem=stem, width=width)
+
+
+@ENCODERS.decorator("vit_tiny")
+def vit_tiny(input_size: int = 32, patch_size: int | None = None, embed_dim: int = 192, depth: int = 12,
+             num_heads: int = 3, mlp_ratio: float = 4.0) -> Encoder:
+    """ViT-Tiny (192-d, 12 blocks, 3 heads, MLP 4x); patch input_size/8 by default (4 at 32 px, 8 at 64 px)."""
+    return VisionTransformer(input_size=input_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
+                             num_heads=num_heads, mlp_ratio=mlp_ratio, arch="vit_tiny")
 
 
 def create_encoder(arch: str, **kwargs: Any) -> Encoder:

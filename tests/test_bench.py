@@ -6,11 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from noisevision.cli import main
 from noisevision.comparison.report import aggregate, comparison_summary, compute_time, write_report
 from noisevision.comparison.suite import PAPER_FAMILIES, get_profile, list_profiles, paper_suite, select_entries
 from noisevision.errors import UserError
+from noisevision.generators import create_generator
 
 
 def _row(entry, top1, kind="generator", paper=None, seed=0, family="dead leaves", ds="cifar10"):
@@ -260,6 +262,38 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
     assert main(args) == 0
     again = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert again == rows and not (out / "runs").exists()
+
+
+@pytest.mark.slow
+def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path):
+    """The gpu profile's geometry (128 px renders, 64 px crops, the 64 px SmallAlexNet, 64 px probe) runs
+    end to end; only the budget is shrunk, so a GPU run meets no untested setting."""
+    import yaml
+
+    from noisevision.comparison.suite import PROFILE_DIR
+
+    profile = yaml.safe_load((PROFILE_DIR / "gpu.yaml").read_text())
+    assert (profile["image_size"], profile["crop_size"], profile["probe_image_size"]) == (128, 64, 64)
+    profile.update(num_images=64, epochs=1, batch_size=32, generator_num_images={}, spread_entries=[],
+                   probe_max_train=300, probe_max_test=200)
+    (tmp_path / "gpu-tiny.yaml").write_text(yaml.safe_dump(profile))
+    # A small labelled folder (two generators as two classes) keeps the probe to seconds.
+    folder = tmp_path / "eval"
+    for split, first in (("train", 0), ("test", 40)):
+        for name in ("dead-leaves/squares", "stat/spectrum"):
+            images = create_generator(name).render(range(first, first + 40), seed=0, size=32)
+            (folder / split / name.replace("/", "-")).mkdir(parents=True)
+            for i, image in enumerate(images):
+                Image.fromarray(image).save(folder / split / name.replace("/", "-") / f"{i}.png")
+    out = tmp_path / "out"
+    args = ["compare", "--profile", str(tmp_path / "gpu-tiny.yaml"), "--only", "baseline/random-init",
+            "--only", "dead-leaves/squares", "--datasets", f"imagefolder:{folder}", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert {r["entry"] for r in rows} == {"baseline/random-init", "dead-leaves/squares"}
+    assert all(75.0 <= r["top1"] <= 100.0 for r in rows)  # squares against 1/f noise: easily told apart
+    (run_config,) = (yaml.safe_load(p.read_text()) for p in out.glob("runs/*/config.yaml"))
+    assert (run_config["image_size"], run_config["crop_size"], run_config["arch"]) == (128, 64, "smallalexnet")
 
 
 def test_committed_cpu_results_rebuild_without_training(tmp_path, data_root, capsys, monkeypatch):

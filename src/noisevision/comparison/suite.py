@@ -38,6 +38,7 @@ from ..eval import probe
 from ..fileio import atomic_write_text, write_json
 from ..generators import get_spec
 from ..parsing import load_yaml, make_config, resolve_params
+from ..resources import max_workers
 from ..train import PretrainConfig, pretrain
 from .report import write_report
 
@@ -117,7 +118,7 @@ class Profile:
     probe_bn_recalibrate: bool = False  # also probe with BatchNorm statistics re-estimated on the probe's images
     spread_entries: tuple[str, ...] = ()  # also run these entries with spread_seeds (the seed-to-seed spread)
     spread_seeds: tuple[int, ...] = ()
-    gen_workers: int = 2
+    gen_workers: int = 2  # generation processes, at most the CPUs this machine gives the process
     description: str = ""
 
 
@@ -378,7 +379,8 @@ class SuiteRun:
         n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
         _log(f"generating {n} images of {entry.key} -> {path}")
         res = generate_dataset(entry.key, n, self.profile.image_size, path, seed=seed, format="npy", params=over,
-                               workers=self.profile.gen_workers, device=self.device, progress=self.progress)
+                               workers=min(self.profile.gen_workers, max_workers()), device=self.device,
+                               progress=self.progress)
         return {"gen_seconds": round(res.seconds, 1) if res.rendered else None,
                 "gen_images_per_s": round(res.images_per_second, 1) if res.rendered else None}
 

@@ -127,13 +127,37 @@ def test_moco_enqueues_step_keys_only_in_training() -> None:
 
 
 def test_methods_run_under_bf16_autocast_and_channels_last() -> None:
+    kwargs = {"mocov2": {"queue_size": 32}, "supervised": {"num_classes": 3}}
     for name in list_methods():
-        method = to_channels_last(create_method(name, tiny_resnet(), **({"queue_size": 32} if name == "mocov2" else {})))
-        v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in tiny_views(8))
+        method = to_channels_last(create_method(name, tiny_resnet(), **kwargs.get(name, {})))
+        views = [v.contiguous(memory_format=torch.channels_last) for v in tiny_views(8)][: method.num_views]
+        extra = {"labels": torch.arange(8) % 3} if method.needs_labels else {}
         with autocast("cpu"):
-            out = method(v1, v2)
+            out = method(*views, **extra)
         assert out["loss"].dtype == torch.float32 and torch.isfinite(out["loss"])
         out["loss"].backward()
+
+
+def test_supervised_learns_labels_with_one_view() -> None:
+    torch.manual_seed(0)
+    method = create_method("supervised", tiny_resnet(), num_classes=4)
+    assert method.needs_labels and method.num_views == 1 and method.head.out_features == 4
+    view, _ = tiny_views(32)
+    labels = torch.arange(32) % 4
+    opt = torch.optim.SGD(method.param_groups(1e-4), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(12):
+        out = method(view, labels=labels)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < losses[0] - 0.3, losses
+    assert 0 <= out["accuracy"] <= 1 and not out["accuracy"].requires_grad
+    for bad in ({"num_classes": 0}, {"num_classes": 2.5}, {}, {"num_classes": 3, "label_smoothing": 1.0}):
+        with pytest.raises(UserError):
+            create_method("supervised", tiny_resnet(), **bad)
+    assert not any(METHODS.get(n).needs_labels for n in ("alignuniform", "mocov2", "simclr"))
 
 
 def test_create_method_errors() -> None:

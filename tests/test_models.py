@@ -19,7 +19,8 @@ from noisevision.models import (
 
 # Small configurations so every registered encoder is tested quickly.
 SMALL_KW = {"smallalexnet": {"fc_dim": 64}, "smallalexnet32": {"fc_dim": 64},
-            "resnet18": {"stem": "cifar", "width": 0.25}, "resnet50": {"stem": "cifar", "width": 0.125}}
+            "resnet18": {"stem": "cifar", "width": 0.25}, "resnet50": {"stem": "cifar", "width": 0.125},
+            "vit_tiny": {"depth": 2}}
 
 
 @pytest.mark.parametrize("arch", list_encoders())
@@ -66,7 +67,7 @@ def test_every_encoder_keeps_the_contract(arch: str, tmp_path) -> None:
         fixed = enc.fixed_input_size
         if fixed is not None:  # declared: the native size is that size, and twice it does not fit
             assert enc.input_size == fixed
-            with pytest.raises(RuntimeError):
+            with pytest.raises((RuntimeError, UserError)):  # a shape error, or our own words for it
                 enc(torch.randn(2, 3, 2 * fixed, 2 * fixed))
         else:  # none declared: another size works too
             other = enc.input_size + 16
@@ -150,6 +151,39 @@ def test_resnet_stems_and_width() -> None:
     conv = cifar.stages["layer1"][0].conv1
     expected = (2.0 / (conv.out_channels * 9)) ** 0.5
     assert abs(conv.weight.std().item() / expected - 1) < 0.1
+
+
+def test_vit_tiny_dims_patches_and_class_token(tmp_path) -> None:
+    enc = create_encoder("vit_tiny")  # ViT-Tiny: 192-d, 12 pre-norm blocks, 3 heads, MLP 4x, 32 px by default
+    blocks = enc.stages["blocks"]
+    assert enc.out_dim == 192 and len(blocks) == 12 and enc.input_size == 32
+    assert blocks[0].attn.num_heads == 3 and blocks[0].mlp[0].out_features == 4 * 192
+    assert enc.default_probe_layer == "cls" and enc.layer_names == ("patch_embed", "blocks", "cls")
+    for size, patch in ((32, 4), (64, 8)):  # an 8x8 grid of patches by default
+        small = create_encoder("vit_tiny", input_size=size, depth=2).eval()
+        assert small.stages["patch_embed"].proj.kernel_size == (patch, patch) and small.arch_kwargs["patch_size"] == patch
+        x = torch.randn(2, 3, size, size)
+        assert small(x).shape == (2, 192)
+        assert small.features(x, "patch_embed").shape == (2, 65 * 192)  # class token + 64 patches
+        assert small.features(x, "blocks").shape == (2, 65 * 192)
+        torch.testing.assert_close(small.features(x, "cls"), small(x))
+    explicit = create_encoder("vit_tiny", input_size=32, patch_size=8, depth=1, embed_dim=48).eval()
+    assert explicit.stages["patch_embed"].pos_embed.shape == (1, 1 + 16, 48)
+    # The class token is the embedding: it depends on every patch (attention), and the position
+    # embeddings fix the input size.
+    x = torch.randn(1, 3, 32, 32)
+    y = x.clone()
+    y[..., 28:, 28:] += 1.0
+    assert not torch.allclose(explicit(x), explicit(y))
+    with pytest.raises(UserError, match="32 px"):
+        explicit(torch.randn(1, 3, 64, 64))
+    for bad in ({"input_size": 30}, {"patch_size": 5}, {"embed_dim": 100}):
+        with pytest.raises(UserError, match="vit_tiny"):
+            create_encoder("vit_tiny", **bad)
+    # Checkpoint round trip keeps every dimension.
+    loaded, _ = load_encoder(save_encoder(tmp_path / "vit.pt", explicit), expected_arch="vit_tiny")
+    assert loaded.arch_kwargs == explicit.arch_kwargs
+    torch.testing.assert_close(loaded(x), explicit(x))
 
 
 def test_heads() -> None:

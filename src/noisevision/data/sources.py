@@ -16,6 +16,12 @@ Every source answers two questions, both deterministic from the seed:
   ``[0, N)`` every epoch with ``fixed``. Image ``i`` is the image ``noisevision
   generate`` writes as index ``i`` with the same seed.
 
+Labels (for supervised pretraining, :meth:`ImageSource.load_labels`): a ``gen:``
+generator's ``labels()``; ``labels.npy`` next to ``images.npy`` (int64 ``(N,)``, one
+class per row of the array; ``FILE.labels.npy`` for an array ``FILE.npy`` of another
+name); an ImageFolder's class sub-folders, except in a folder written by ``noisevision
+generate`` (its sub-folders are buckets of 1000), whose labels are its ``labels.npy``.
+
 Stored data (arrays, folders) is shuffled per epoch with a permutation drawn from
 ``image_rng(seed, epoch, "shuffle")``, so the order of any epoch can be recomputed
 when a run resumes.
@@ -31,6 +37,7 @@ from ..errors import UserError
 from ..generators import create_generator
 from ..rng import image_rng
 from .imagefolder import load_image_folder
+from .manifest import LABELS_NAME, NPY_NAME, read_manifest
 
 GEN_PREFIX = "gen:"
 
@@ -63,6 +70,18 @@ class ImageSource:
             info["bad_images"] = len(self.bad_files)
         return info
 
+    def num_classes(self) -> int | None:
+        """How many classes the labels of this data index into; None when it has no labels.
+
+        Raises:
+            UserError: labels that cannot be used (malformed file, no fixed number of classes).
+        """
+        return None
+
+    def load_labels(self, indices: np.ndarray) -> np.ndarray:
+        """int64 class labels (len(indices),) of the given image indices."""
+        raise UserError(f"{self.description} has no labels")
+
 
 class ArraySource(ImageSource):
     """A uint8 (N, H, W, 3) array: an in-memory array or a memory-mapped ``.npy`` file.
@@ -75,10 +94,12 @@ class ArraySource(ImageSource):
 
     def __init__(
         self, description: str, seed: int, *, path: Path | None = None, array: np.ndarray | None = None,
-        num_images: int | None = None,
+        num_images: int | None = None, labels: np.ndarray | None = None, labels_path: Path | None = None,
     ) -> None:
         self.path = path
         self._array = array
+        self.labels_path = labels_path
+        self._labels = labels
         arr = self.array
         if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
             raise UserError(f"{description}: expected a uint8 array of shape (N, H, W, 3), got {arr.dtype} {arr.shape}")
@@ -113,6 +134,22 @@ class ArraySource(ImageSource):
         out[order] = self.array[np.asarray(indices)[order]]
         return out
 
+    @property
+    def labels(self) -> np.ndarray | None:
+        """int64 (rows,) labels of the whole array (read and checked on first use), or None."""
+        if self._labels is None and self.labels_path is not None:
+            self._labels = read_labels(self.labels_path, len(self.array))
+        return self._labels
+
+    def num_classes(self) -> int | None:
+        labels = self.labels
+        return None if labels is None else int(labels[: self.num_images].max()) + 1
+
+    def load_labels(self, indices: np.ndarray) -> np.ndarray:
+        if self.labels is None:
+            return super().load_labels(indices)
+        return self.labels[np.asarray(indices, np.int64)]
+
 
 class GeneratorSource(ImageSource):
     """``gen:<name>``: images rendered on demand by a registered generator."""
@@ -138,6 +175,58 @@ class GeneratorSource(ImageSource):
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "generator": self.generator.name, "fixed": self.fixed, "params": self.generator.params_dict()}
+
+    def num_classes(self) -> int | None:
+        if self.generator.spec.labels is None:
+            return None
+        count = self.generator.num_classes()
+        if count is None:
+            raise UserError(
+                f"{self.description} labels every image with its own class under these parameters; set the "
+                "generator parameter that fixes the number of classes (e.g. --gen-params num_systems=1000 for fractal/ifs)"
+            )
+        return int(count)
+
+    def load_labels(self, indices: np.ndarray) -> np.ndarray:
+        labels = self.generator.labels(np.asarray(indices, np.int64), self.seed)
+        return super().load_labels(indices) if labels is None else labels
+
+
+def read_labels(path: Path, rows: int | None) -> np.ndarray:
+    """Read a labels file: ``rows`` (None: any number of) non-negative integers; UserError otherwise."""
+    try:
+        raw = np.load(path, mmap_mode="r", allow_pickle=False)  # header only: the shape is checked before reading
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} as a .npy array: {str(exc).splitlines()[0]}") from None
+    if raw.ndim != 1 or (rows is not None and len(raw) != rows) or raw.dtype.kind not in "iu":
+        want = "one integer label per image" + (f", shape ({rows},)" if rows is not None else "")
+        raise UserError(f"{path}: expected {want}; got {raw.dtype} {raw.shape}")
+    labels = np.asarray(raw, dtype=np.int64)
+    if rows and labels.min() < 0:
+        raise UserError(f"{path}: labels must be non-negative class indices, found {labels.min()}")
+    return labels
+
+
+def _labels_file(npy: Path) -> Path | None:
+    """``labels.npy`` next to ``images.npy``, or ``FILE.labels.npy`` next to ``FILE.npy``, if it exists."""
+    path = npy.with_name(LABELS_NAME) if npy.name == NPY_NAME else npy.with_suffix(".labels.npy")
+    return path if path.is_file() else None
+
+
+def _generated_folder_labels(root: Path, files: list[str]) -> np.ndarray | None:
+    """Labels of a ``noisevision generate`` image folder (``root/labels.npy`` by the image index each
+    file name carries), or None when its generator has no labels."""
+    path = root / LABELS_NAME
+    if not path.is_file():
+        return None
+    try:
+        index = np.array([int(Path(f).stem) for f in files], dtype=np.int64)
+    except ValueError:
+        raise UserError(f"{root}: file names of a generated dataset must be image indices (labels.npy lists them by index)") from None
+    labels = read_labels(path, None)
+    if len(index) and index.max() >= len(labels):
+        raise UserError(f"{path} holds {len(labels)} labels, fewer than the images in {root}")
+    return labels[index]
 
 
 def _find_npy(path: Path) -> Path | None:
@@ -193,7 +282,7 @@ def open_source(
             raise UserError(f"training data {path} does not exist")
         npy = _find_npy(path)
         if npy is not None:
-            source = ArraySource(str(npy), seed, path=npy, num_images=num_images)
+            source = ArraySource(str(npy), seed, path=npy, num_images=num_images, labels_path=_labels_file(npy))
             if image_size is not None and image_size != source.image_size:
                 raise UserError(f"{npy} holds {source.image_size} px images but --image-size is {image_size}")
         elif path.is_dir():
@@ -201,7 +290,10 @@ def open_source(
             loaded = load_image_folder(
                 path, _folder_split(path), size, cache_dir=cache_dir, skip_bad_images=True, progress=progress
             )
-            source = ArraySource(str(path), seed, array=loaded.images, num_images=num_images)
+            labels = loaded.labels
+            if read_manifest(path) is not None:  # generate output: sub-folders are buckets, not classes
+                labels = _generated_folder_labels(path, loaded.files)
+            source = ArraySource(str(path), seed, array=loaded.images, num_images=num_images, labels=labels)
             source.kind = "folder"
             source.bad_files = list(loaded.bad_files)
         else:

@@ -24,18 +24,21 @@ from .sources import ImageSource
 class EpochBatches(Dataset):
     """Map-style dataset whose item ``(epoch, batch)`` is this rank's slice of that global batch.
 
-    Returns ``(epoch, batch, images)`` with ``images`` a uint8 tensor (B / world, H, W, 3).
+    Returns ``(epoch, batch, images)`` with ``images`` a uint8 tensor (B / world, H, W, 3),
+    and with ``labels`` also the int64 class labels: ``(epoch, batch, images, labels)``.
     Batches are taken in order from :meth:`ImageSource.epoch_indices`; the last
     incomplete batch of an epoch is dropped.
     """
 
-    def __init__(self, source: ImageSource, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, source: ImageSource, batch_size: int, rank: int = 0, world_size: int = 1,
+                 labels: bool = False) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
         self.source = source
         self.batch_size = batch_size
         self.local_batch = batch_size // world_size
         self.rank = rank
+        self.labels = labels
         self._order: tuple[int, np.ndarray] | None = None  # (epoch, indices) of the last epoch used
 
     @property
@@ -52,9 +55,13 @@ class EpochBatches(Dataset):
     def __len__(self) -> int:
         return self.steps_per_epoch
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[int, int, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple:
         epoch, batch = key
-        return epoch, batch, torch.from_numpy(np.ascontiguousarray(self.source.load(self.indices(epoch, batch))))
+        indices = self.indices(epoch, batch)
+        images = torch.from_numpy(np.ascontiguousarray(self.source.load(indices)))
+        if not self.labels:
+            return epoch, batch, images
+        return epoch, batch, images, torch.from_numpy(np.asarray(self.source.load_labels(indices), np.int64))
 
 
 class BatchKeys(Sampler):

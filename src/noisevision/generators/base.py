@@ -52,6 +52,9 @@ class GeneratorSpec:
         batch_size: images per render call that amortises setup well on a CPU.
         uses_torch: renders with torch (may run on CUDA); manifests record the device.
         labels: optional ``labels(indices, seed, params) -> int64 (N,)`` (e.g. IFS identity).
+        num_classes: optional ``num_classes(params) -> int | None``: how many classes the labels
+            index into (None: unbounded, e.g. one class per image); without it a ``num_classes``
+            parameter is the count. Supervised pretraining sizes its classifier with it.
         fast_overrides: parameters for a quick CPU look (``preview --all``, smoke
             benchmarks) where the defaults are slow (e.g. feature-vis steps).
         required: parameters the user must set (e.g. a checkpoint path).
@@ -68,6 +71,7 @@ class GeneratorSpec:
     labels: Callable[[np.ndarray, int, Any], np.ndarray] | None = None
     fast_overrides: dict[str, Any] = field(default_factory=dict)
     required: tuple[str, ...] = ()
+    num_classes: Callable[[Any], int | None] | None = None
 
 
 GENERATORS: Registry[GeneratorSpec] = Registry("generator")
@@ -89,6 +93,7 @@ def register_generator(
     labels: Callable[[np.ndarray, int, Any], np.ndarray] | None = None,
     fast_overrides: dict[str, Any] | None = None,
     required: tuple[str, ...] = (),
+    num_classes: Callable[[Any], int | None] | None = None,
     **defaults: Any,
 ) -> GeneratorSpec:
     """Register one variant; ``defaults`` override the dataclass defaults."""
@@ -107,6 +112,7 @@ def register_generator(
         labels=labels,
         fast_overrides=dict(fast_overrides or {}),
         required=tuple(required),
+        num_classes=num_classes,
     )
     params_cls(**defaults)  # defaults must validate
     return GENERATORS.register(name, spec)
@@ -182,6 +188,16 @@ class Generator:
             return None
         idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
         return np.asarray(self.spec.labels(idx, int(seed), self.params), dtype=np.int64)
+
+    def num_classes(self) -> int | None:
+        """How many classes :meth:`labels` indexes into: the spec's ``num_classes(params)``, else a
+        ``num_classes`` parameter; None for unlabelled generators or an unbounded label set."""
+        if self.spec.labels is None:
+            return None
+        if self.spec.num_classes is not None:
+            return self.spec.num_classes(self.params)
+        count = getattr(self.params, "num_classes", None)
+        return int(count) if isinstance(count, (int, np.integer)) and not isinstance(count, bool) else None
 
     @property
     def batch_size(self) -> int:

@@ -292,6 +292,7 @@ def _make_mix(name: str, overrides: dict[str, Any]) -> Generator:
         batch_size=min(g.batch_size for g in gens),
         uses_torch=any(g.uses_torch for g in gens),
         labels=lambda idx, seed, p: mix_choices(idx, seed, p),
+        num_classes=lambda p: len(p.components),
     )
     return Generator(name=name, spec=spec, params=params)
 

@@ -244,6 +244,11 @@ def fractal_labels(indices: np.ndarray, seed: int, params: FractalParams) -> np.
     return system_ids(indices, params)
 
 
+def fractal_num_classes(params: FractalParams) -> int | None:
+    """``num_systems``, or None when every image is its own system (labels unbounded)."""
+    return params.num_systems
+
+
 def _vary(system: np.ndarray, rng: np.random.Generator, params: FractalParams) -> np.ndarray:
     """Per-image variation of a shared system, kept contractive."""
     varied = system * rng.uniform(1 - params.jitter, 1 + params.jitter, size=system.shape)
@@ -303,4 +308,5 @@ register_generator(
     render=render_fractal,
     batch_size=32,
     labels=fractal_labels,
+    num_classes=fractal_num_classes,
 )

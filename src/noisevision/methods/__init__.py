@@ -1,4 +1,5 @@
-"""Self-supervised methods, one thin ``nn.Module`` per loss, registered in ``METHODS``.
+"""Pretraining methods (self-supervised, and supervised on the data's labels), one thin ``nn.Module``
+per loss, registered in ``METHODS``.
 
 Adding a method: write ``methods/<name>.py`` with a :class:`Method` subclass
 decorated with ``@register_method``, and add the module's name to
@@ -20,6 +21,7 @@ from .alignuniform import AlignUniform
 from .base import METHODS, Method, register_method
 from .mocov2 import MoCoV2
 from .simclr import SimCLR
+from .supervised import Supervised
 
 # Method modules, imported here so their classes are registered (the order is the listing order).
 # Adding a method: its module, and its name here.
@@ -27,6 +29,7 @@ METHOD_MODULES: tuple[str, ...] = (
     "alignuniform",
     "mocov2",
     "simclr",
+    "supervised",
 )
 for _module in METHOD_MODULES:
     importlib.import_module(f"{__package__}.{_module}")
@@ -50,5 +53,5 @@ def list_methods(pattern: str = "*") -> list[str]:
     return METHODS.names(pattern)
 
 
-__all__ = ["METHODS", "METHOD_MODULES", "AlignUniform", "Method", "MoCoV2", "SimCLR", "create_method", "list_methods",
+__all__ = ["METHODS", "METHOD_MODULES", "AlignUniform", "Method", "MoCoV2", "SimCLR", "Supervised", "create_method", "list_methods",
            "register_method"]

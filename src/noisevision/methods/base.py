@@ -1,4 +1,4 @@
-"""The SSL method interface: an ``nn.Module`` that turns two views into a loss dict.
+"""The method interface: an ``nn.Module`` that turns augmented views (and labels) into a loss dict.
 
 A method owns the encoder to save (``.encoder``), its projection head and any
 extra state (momentum encoder, queue as a registered buffer), so one
@@ -19,9 +19,17 @@ from ..registry import Registry
 
 
 class Method(nn.Module):
-    """Base class. Subclasses implement ``forward(view1, view2) -> {"loss": scalar, ...}``."""
+    """Base class. Subclasses implement ``forward(*views) -> {"loss": scalar, ...}``.
+
+    Capabilities the training loop reads (class attributes):
+        num_views: augmented views per image passed to ``forward`` (2 for the SSL methods).
+        needs_labels: ``forward`` also takes ``labels=`` (int64 class labels of the batch), and
+            the method is built with ``num_classes`` taken from the data.
+    """
 
     name: str = ""
+    num_views: int = 2
+    needs_labels: bool = False
 
     def __init__(self, encoder: Encoder, head: nn.Module | None = None) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Encoders (SmallAlexNet, ResNet-18/50), projection heads, the encoder checkpoint format and encoder specs.
+"""Encoders (SmallAlexNet, ResNet-18/50, ViT-Tiny), projection heads, the encoder checkpoint format and encoder specs.
 
 >>> enc = create_encoder("resnet18", stem="cifar", width=0.5)
 >>> enc(torch.randn(2, 3, 32, 32)).shape            # (2, 256)
@@ -15,10 +15,11 @@ from .heads import MoCoV2Head, ProjectionHead, SimCLRHead
 from .resnet import BasicBlock, Bottleneck, ResNet
 from .smallalexnet import SmallAlexNet
 from .specs import ENCODER_SPECS, PixelEncoder, build_encoder, list_encoder_specs, register_encoder_spec, spec_kind
+from .vit import VisionTransformer
 
 __all__ = [
     "ENCODERS", "ENCODER_MODULES", "ENCODER_SPECS", "FORMAT", "FORMAT_VERSION", "BasicBlock", "Bottleneck", "Encoder",
-    "L2Normalize", "MoCoV2Head", "PixelEncoder", "ProjectionHead", "ResNet", "SimCLRHead", "SmallAlexNet",
+    "L2Normalize", "MoCoV2Head", "PixelEncoder", "ProjectionHead", "ResNet", "SimCLRHead", "SmallAlexNet", "VisionTransformer",
     "build_encoder", "create_encoder", "encoder_kwargs", "list_encoder_specs", "list_encoders", "load_encoder",
     "register_encoder", "register_encoder_spec", "save_encoder", "spec_kind",
 ]

@@ -20,6 +20,7 @@ __all__ = ["ENCODERS", "ENCODER_MODULES", "create_encoder", "encoder_kwargs", "l
 ENCODER_MODULES: tuple[str, ...] = (
     "smallalexnet",
     "resnet",
+    "vit",
 )
 for _module in ENCODER_MODULES:
     importlib.import_module(f"{__package__}.{_module}")

@@ -46,7 +46,8 @@ class PretrainConfig:
         image_size: size of stored/generated images (None: the array's size, or ``crop_size``).
         crop_size: training input size (RandomResizedCrop output; None: the encoder's native size).
         arch, arch_kwargs: encoder name and keyword arguments (``stem``, ``width``).
-        method, method_kwargs: SSL method and its keyword arguments (``temperature``, ...).
+        method, method_kwargs: SSL method (or ``supervised``) and its keyword arguments (``temperature``,
+            ...; ``supervised`` gets ``num_classes`` from the data when not given).
         aug, aug_kwargs: augmentation preset and field overrides.
         epochs, batch_size: run length and the global batch (all processes together).
         lr, lr_reference_batch: see the module docstring for the scaling rule.
@@ -79,9 +80,9 @@ class PretrainConfig:
     arch_kwargs: dict[str, Any] = field(
         default_factory=dict, metadata={"help": 'encoder arguments, e.g. stem=cifar width=0.5'})
     method: str = field(
-        default="alignuniform", metadata={"help": 'SSL method', "choices": list_methods})
+        default="alignuniform", metadata={"help": "SSL method, or supervised (classifier on the data's labels)", "choices": list_methods})
     method_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": 'method arguments, e.g. temperature=0.2 queue_size=4096'})
+        default_factory=dict, metadata={"help": "method arguments, e.g. temperature=0.2 queue_size=4096 (supervised: num_classes, default from the data)"})
     aug: str = field(
         default="small", metadata={"help": 'augmentation preset (default small: the paper\'s small scale)', "choices": list_aug_presets})
     aug_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": 'augmentation overrides, e.g. blur_p=0'})

@@ -1,4 +1,5 @@
-"""The pretraining loop: data -> two augmented views -> SSL method -> SGD, with resumable runs.
+"""The pretraining loop: data -> augmented views (two for SSL; one, with labels, for supervised) -> method -> SGD,
+with resumable runs.
 
 Determinism: the model is initialised from ``torch_seed(seed, 0, "model-init")``,
 the data order of every epoch is a function of (seed, epoch), the augmentations
@@ -36,7 +37,7 @@ from ..data.stream import EpochBatches, batch_loader, default_workers
 from ..distributed import DistInfo, barrier, cleanup, init_distributed
 from ..errors import UserError
 from ..fileio import prepare_output_dir, write_json
-from ..methods import create_method
+from ..methods import METHODS, create_method
 from ..models import create_encoder, save_encoder
 from ..models.checkpoint import state_dict_mismatch
 from ..parsing import make_config
@@ -113,6 +114,8 @@ class _Trainer:
         self.device = info.device
         self.run_dir = RunDir(config.out)
         self._created_root = False
+        method_cls = METHODS.get(config.method)
+        self.num_views, self.needs_labels = method_cls.num_views, method_cls.needs_labels
         self._check_run_dir()
         try:
             self._setup()
@@ -124,7 +127,9 @@ class _Trainer:
     def _setup(self) -> None:
         config, info = self.config, self.info
         self.source = self._open_source()
-        self.dataset = EpochBatches(self.source, config.batch_size, info.rank, info.world_size)
+        if self.needs_labels:
+            self.config = config = self._with_num_classes(self.config)
+        self.dataset = EpochBatches(self.source, config.batch_size, info.rank, info.world_size, labels=self.needs_labels)
         self.steps_per_epoch = self.dataset.steps_per_epoch
         self.total_steps = config.epochs * self.steps_per_epoch
         self.amp_dtype = self._amp_dtype()
@@ -171,6 +176,12 @@ class _Trainer:
                 raise UserError(f"cannot resume {run.root}: it is not a run (no config.yaml or checkpoint.pt); "
                                 "check --out, or start a new run without --resume")
             saved = run.read_config()
+            given = self.config.method_kwargs
+            if (saved is not None and self.needs_labels and "num_classes" not in given
+                    and "num_classes" in saved.method_kwargs):
+                # the saved run's class count (taken from its data) is part of what resumes
+                self.config = dataclasses.replace(
+                    self.config, method_kwargs={**given, "num_classes": saved.method_kwargs["num_classes"]})
             if saved is not None:
                 diff = _resume_differences(saved, self.config)
                 if diff:
@@ -213,6 +224,23 @@ class _Trainer:
         if c.batch_size % self.info.world_size:
             raise UserError(f"--batch-size {c.batch_size} is not divisible by the {self.info.world_size} processes")
         return source
+
+    def _with_num_classes(self, config: PretrainConfig) -> PretrainConfig:
+        """``config`` with ``method_kwargs["num_classes"]`` set from the data (kept when given, if large enough)."""
+        found = self.source.num_classes()
+        if found is None:
+            raise UserError(
+                f"{self.source.description} has no labels, which --method {config.method} needs; use labelled data: "
+                "gen: with a labelled generator (e.g. gen:fractal/ifs --gen-params num_systems=100), an npy dataset "
+                "with labels.npy next to images.npy, or an ImageFolder with one sub-folder per class"
+            )
+        given = config.method_kwargs.get("num_classes")
+        if given is None:
+            return dataclasses.replace(config, method_kwargs={**config.method_kwargs, "num_classes": found})
+        if isinstance(given, int) and given < found:
+            raise UserError(f"num_classes={given} is fewer than the {found} classes of {self.source.description}; "
+                            f"drop it from --method-kwargs (the data's count is used) or raise it")
+        return config
 
     def _amp_dtype(self) -> torch.dtype | None:
         precision = self.config.precision
@@ -294,14 +322,22 @@ class _Trainer:
 
     # ------------------------------------------------------------------ training
 
-    def _views(self, images: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _views(self, images: torch.Tensor, step: int) -> list[torch.Tensor]:
         generator = torch_generator(self.config.seed, step, f"augment/{self.info.rank}")
-        v1, v2 = self.augment.views(images, 2, generator=generator)
-        if self.param_dtype != v1.dtype:
-            v1, v2 = v1.to(self.param_dtype), v2.to(self.param_dtype)
+        views = self.augment.views(images, self.num_views, generator=generator)
+        if self.param_dtype != views[0].dtype:
+            views = [v.to(self.param_dtype) for v in views]
         if self.channels_last:
-            v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
-        return v1, v2
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        return views
+
+    def _check_labels(self, labels: torch.Tensor, step: int) -> None:
+        """UserError for a label outside the classifier's classes (cross-entropy would fail obscurely)."""
+        num_classes = self.config.method_kwargs["num_classes"]
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+            bad = int(labels.max()) if int(labels.max()) >= num_classes else int(labels.min())
+            raise UserError(f"label {bad} at step {step} is outside the {num_classes} classes (0..{num_classes - 1}) "
+                            f"the classifier was built for from {self.source.description}")
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         ok = torch.isfinite(loss.detach()).float().reshape(1)
@@ -309,15 +345,20 @@ class _Trainer:
             dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         return bool(ok.item())
 
-    def _train_step(self, step: int, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         lr = lr_at(self.config, step, self.steps_per_epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         images = images.to(self.device, non_blocking=True)
+        extra: dict[str, torch.Tensor] = {}
+        if self.needs_labels:
+            assert labels is not None
+            self._check_labels(labels, step)
+            extra["labels"] = labels.to(self.device, non_blocking=True)
         with step_random_stream(self.config.seed, step, self.info.rank, self.device):
-            v1, v2 = self._views(images, step)
+            views = self._views(images, step)
             with autocast(self.device, enabled=self.amp_dtype is not None, dtype=self.amp_dtype):
-                out = self.model(v1, v2)
+                out = self.model(*views, **extra)
             loss = out["loss"]
             if not self._all_finite(loss):
                 kept = (f"the last good checkpoint {self.run_dir.checkpoint} was kept"
@@ -371,9 +412,9 @@ class _Trainer:
         last_time, last_step = start_time, self.start_step
         loss_value, images_per_s, step = math.nan, 0.0, self.start_step
         try:
-            for epoch, batch, images in loader:
+            for epoch, batch, images, *labels in loader:  # labels: [tensor] when the method needs them
                 step = epoch * self.steps_per_epoch + batch
-                out = self._train_step(step, images)
+                out = self._train_step(step, images, *labels)
                 done = step + 1
                 bar.update(1)
                 if main and (done % max(c.log_every, 1) == 0 or done == self.total_steps):

@@ -29,6 +29,10 @@ FAMILY_MODULES: tuple[str, ...] = (
     "stylegan",
     "feature_vis",
     "fractal",
+    "fractaldb",
+    "one_p_frac",
+    "rcdb",
+    "visualatom",
     "combinators",
 )
 

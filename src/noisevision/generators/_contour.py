@@ -76,7 +76,7 @@ def perlin_values(rng: np.random.Generator, n: int) -> np.ndarray:
     The scripts call ``noise.pnoise1`` at a uniform random position for every
     vertex, so the values are independent, each a blend of the two gradients
     (-1 or 1..8, half and half, as that package draws them) of the
-    position's cell: float32 in about [-0.9, 0.9]. 16 random bits per value
+    position's cell: float32 within [-0.96, 0.96]. 16 random bits per value
     pick the position in the cell (256 levels) and the two gradients from a
     table.
     """
@@ -121,66 +121,65 @@ def _clip_to_canvas(x0, y0, dx, dy, size: int) -> tuple[np.ndarray, np.ndarray]:
     return t0, t1
 
 
-DIRECT_SAMPLES = 8  # edges needing up to this many samples are expanded by broadcasting, longer ones by np.repeat
+DIRECT_SAMPLES = 4  # edges needing up to this many samples are expanded by broadcasting, longer ones by np.repeat
 
 
 def _stroke_samples(c: Contours, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel of every sample of one image's strokes, and its weights (1 + C, S): stroke area, area times colour.
 
-    Per-edge quantities are kept as rows of one (fields, edges) array, so that
-    selecting edges is one ``take`` and every operation runs along long rows.
+    Edges with both ends on the canvas and at most ``DIRECT_SAMPLES`` px long
+    (most of them) get k samples each by broadcasting, one group per k; the
+    others (longer, or leaving the canvas and cut to their visible part) get
+    theirs through ``np.repeat``. All arrays are laid out with the long axis
+    last, which numpy runs much faster than many short inner loops.
     """
     scale = np.float32(size / REF_SIZE)
-    n_poly, n_vert = c.radii.shape[0], c.radii.shape[1] // 2
+    width = min(np.float32(1.0), scale)  # strokes are 1 reference px wide
+    n_vert = c.radii.shape[1] // 2
     theta = (2.0 * np.pi / n_vert) * np.arange(n_vert)
-    pts = np.empty((4, n_poly, n_vert), np.float32)  # x, y of vertex k and of vertex k + 1 (closing each polygon)
-    np.multiply(c.radii[:, :n_vert], (np.cos(theta) * scale).astype(np.float32), out=pts[0])
-    np.multiply(c.radii[:, n_vert:], (np.sin(theta) * scale).astype(np.float32), out=pts[1])
-    pts[0] += np.float32(c.center[0]) * scale
-    pts[1] += np.float32(c.center[1]) * scale
-    pts[2:, :, :-1], pts[2:, :, -1] = pts[:2, :, 1:], pts[:2, :, 0]
-    x, y, x1, y1 = pts
-    # only edges whose bounding box meets the canvas (much of a large ring lies off it)
-    edge = np.flatnonzero((np.maximum(x, x1) >= 0) & (np.minimum(x, x1) < size)
-                          & (np.maximum(y, y1) >= 0) & (np.minimum(y, y1) < size))
-    n_col = c.colors.shape[1]
-    ed = np.empty((5 + n_col, len(edge)), np.float32)  # x0, y0, dx, dy, area per sample, area x colour
-    ed[:4] = pts.reshape(4, -1).take(edge, axis=1)
-    ed[2:4] -= ed[:2]
-    x0, y0, ex, ey = ed[:4]
-    # cut the edges that leave the canvas down to their visible part
-    cross = np.flatnonzero((np.minimum(x0, x0 + ex) < 0) | (np.maximum(x0, x0 + ex) >= size)
-                           | (np.minimum(y0, y0 + ey) < 0) | (np.maximum(y0, y0 + ey) >= size))
-    if len(cross):
-        cx0, cy0, cex, cey = ed[:4].take(cross, axis=1)
-        t0, t1 = _clip_to_canvas(cx0, cy0, cex, cey, size)
-        keep = np.maximum(t1 - t0, 0.0)
-        ed[:4, cross] = np.stack([cx0 + t0 * cex, cy0 + t0 * cey, cex * keep, cey * keep])
-    length = np.sqrt(ex * ex + ey * ey)
-    n = np.ceil(length)  # samples at most 1 px apart (0: nothing visible)
-    np.multiply(length / np.maximum(n, np.float32(1.0)), min(np.float32(1.0), scale), out=ed[4])  # 1 ref px wide
-    np.multiply(c.colors.T[:, edge // n_vert], ed[4], out=ed[5:])
+    x = np.float32(c.center[0]) * scale + (np.cos(theta) * scale).astype(np.float32) * c.radii[:, :n_vert]
+    y = np.float32(c.center[1]) * scale + (np.sin(theta) * scale).astype(np.float32) * c.radii[:, n_vert:]
+    x1, y1 = np.empty_like(x), np.empty_like(y)  # edge k joins vertex k to k + 1, closing each polygon
+    for nxt, v in ((x1, x), (y1, y)):
+        nxt[:, :-1], nxt[:, -1] = v[:, 1:], v[:, 0]
+    dx, dy = x1 - x, y1 - y
+    length = np.sqrt(dx * dx + dy * dy)
+    on = (x >= 0) & (x < size) & (y >= 0) & (y < size)
+    inside = on & np.roll(on, -1, axis=1)  # both ends on the canvas
+    grid = [a.ravel() for a in (x, y, dx, dy, length)]
+    colors = c.colors.T  # (C, polygons)
     top = np.float32(size - 1)
     pix, weights = [], []
 
-    def add(fields: np.ndarray, frac: np.ndarray, k: int) -> None:
-        sx = np.minimum(fields[0] + frac * fields[2], top).astype(np.int32)
-        sy = np.minimum(fields[1] + frac * fields[3], top).astype(np.int32)
+    def emit(edges: np.ndarray, x0, y0, ex, ey, frac: np.ndarray, area: np.ndarray) -> None:
+        """Samples at ``frac`` along ``edges`` (from ``x0, y0`` by ``ex, ey``), each covering ``area``."""
+        sx = np.minimum(x0 + frac * ex, top).astype(np.int32)
+        sy = np.minimum(y0 + frac * ey, top).astype(np.int32)
         pix.append((sy * size + sx).ravel())
-        weights.append(np.tile(fields[4:], (1, k)))
+        w = np.empty((1 + len(colors), len(edges)), np.float32)
+        w[0] = area
+        np.multiply(colors[:, edges // n_vert], area, out=w[1:])
+        weights.append(np.tile(w, (1, sx.shape[0])) if sx.ndim == 2 else w)  # (k, edges) samples: k copies
 
-    for k in range(1, DIRECT_SAMPLES + 1):  # edges with k samples: by broadcasting, as (k, edges)
-        sel = np.flatnonzero(n == k)
-        if len(sel):
-            add(ed.take(sel, axis=1), ((np.arange(k) + 0.5) / k).astype(np.float32)[:, None], k)
-    sel = np.flatnonzero(n > DIRECT_SAMPLES)  # long edges: their samples by np.repeat
-    if len(sel):
-        k = n[sel].astype(np.int64)
-        rep = np.repeat(sel, k)
-        first = np.repeat(np.cumsum(k) - k, k)
-        add(ed.take(rep, axis=1), ((np.arange(len(rep)) - first) + 0.5).astype(np.float32) / n[rep], 1)
+    n = np.where(inside, np.ceil(length), 0).ravel()  # samples at most 1 px apart
+    for k in range(1, DIRECT_SAMPLES + 1):
+        edges = np.flatnonzero(n == k)
+        if len(edges):
+            x0, y0, ex, ey, span = (a.take(edges) for a in grid)
+            emit(edges, x0, y0, ex, ey, ((np.arange(k) + 0.5) / k).astype(np.float32)[:, None], span * (width / k))
+    near = ~inside & (np.maximum(x, x1) >= 0) & (np.minimum(x, x1) < size) & (np.maximum(y, y1) >= 0) & (np.minimum(y, y1) < size)
+    edges = np.flatnonzero((n > DIRECT_SAMPLES) | near.ravel())
+    if len(edges):
+        x0, y0, ex, ey, span = (a.take(edges) for a in grid)
+        t0, t1 = _clip_to_canvas(x0, y0, ex, ey, size)
+        keep = np.maximum(t1 - t0, 0.0)
+        x0, y0, ex, ey, span = x0 + t0 * ex, y0 + t0 * ey, ex * keep, ey * keep, span * keep
+        m = np.ceil(span).astype(np.int64)
+        rep = np.repeat(np.arange(len(edges)), m)
+        frac = (np.arange(len(rep)) - np.repeat(np.cumsum(m) - m, m) + 0.5).astype(np.float32) / m[rep]
+        emit(edges[rep], x0[rep], y0[rep], ex[rep], ey[rep], frac, (span / np.maximum(m, 1) * width)[rep])
     if not pix:
-        return np.zeros(0, np.intp), np.zeros((1 + n_col, 0), np.float32)
+        return np.zeros(0, np.intp), np.zeros((1 + len(colors), 0), np.float32)
     return np.concatenate(pix).astype(np.intp), np.concatenate(weights, axis=1)
 
 

@@ -2,23 +2,23 @@
 
 Both official renderers (RCDB, Kataoka et al. CVPR 2022; VisualAtom,
 Takashima et al. CVPR 2023) draw the same kind of picture on a 512 px canvas:
-a polygon of V vertices at the angles 2 pi k / V around a centre, then L more
-polygons, each moving every vertex outward along its angle by a step of its
-own (a constant, Perlin noise and, for VisualAtom, two sine waves), separately
-in x and y, and stroking the polygon 1 px wide in its own grey. A family's
+they start from a polygon of V vertices at the angles 2 pi k / V around a
+centre and, L times, move every vertex outward along its angle by a step of
+its own (a constant, Perlin noise and, for VisualAtom, two sine waves),
+separately in x and y, and stroke the polygon 1 px wide in its own grey. A family's
 sampler gives those radii in pixels of the 512 px reference canvas
 (:class:`Contours`); :func:`render_contours` scales them to the output size
-and strokes every polygon of every image of the batch at once.
+and strokes them, all the polygons of an image at once.
 
 Strokes: every polygon edge is clipped to the canvas and sampled at most one
-pixel apart; each sample
-adds its share of the stroke's area (length times width; the width is one
-reference pixel, ``size / 512`` px, at most 1 px) to its pixel. A pixel shows the area-weighted mean colour of the strokes over it,
-blended with the background by the area they cover (all of it once that area
-reaches one pixel). At 512 px a stroke is the official 1 px line; at smaller
-sizes the picture is that image averaged down, not strokes widened to whole
-pixels. Overlapping strokes mix where the official drawing lets the last one
-cover the others.
+pixel apart; each sample adds its share of the stroke's area (length times
+width; the width is one reference pixel, ``size / 512`` px, at most 1 px) to
+its pixel. A pixel shows the area-weighted mean colour of the strokes over
+it, blended with the background by the area they cover (all of it once that
+area reaches one pixel). At 512 px a stroke is the official 1 px line; at
+smaller sizes the picture is that image averaged down, not strokes widened to
+whole pixels. Overlapping strokes mix where the official drawing lets the
+last one cover the others.
 """
 from __future__ import annotations
 
@@ -26,9 +26,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..rng import image_rng
+from .base import class_and_instance
+
 REF_SIZE = 512  # the official canvas; sampler lengths are in its pixels
 BACKGROUNDS = {"black": 0.0, "white": 255.0}
 COLOR_MODES = ("gray", "color")
+
+
+def check_drawing(params) -> None:
+    """Check the parameters RCDB and VisualAtom share: ``num_classes``, ``instances_per_class``,
+    ``max_oval``, ``center_range``, ``color``, ``background`` (ValueError)."""
+    if params.num_classes < 1 or params.instances_per_class < 1:
+        raise ValueError(f"num_classes and instances_per_class must be >= 1, got {params.num_classes}, "
+                         f"{params.instances_per_class}")
+    if params.max_oval < 1:
+        raise ValueError(f"max_oval must be >= 1, got {params.max_oval}")
+    if not 0.0 <= params.center_range <= 1.0:
+        raise ValueError(f"center_range must be in [0, 1], got {params.center_range}")
+    if params.color not in COLOR_MODES:
+        raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {params.color!r}")
+    if params.background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}, got {params.background!r}")
 
 
 @dataclass(frozen=True)
@@ -174,9 +193,10 @@ def _stroke_samples(c: Contours, size: int) -> tuple[np.ndarray, np.ndarray]:
         t0, t1 = _clip_to_canvas(x0, y0, ex, ey, size)
         keep = np.maximum(t1 - t0, 0.0)
         x0, y0, ex, ey, span = x0 + t0 * ex, y0 + t0 * ey, ex * keep, ey * keep, span * keep
-        m = np.ceil(span).astype(np.int64)
-        rep = np.repeat(np.arange(len(edges)), m)
-        frac = (np.arange(len(rep)) - np.repeat(np.cumsum(m) - m, m) + 0.5).astype(np.float32) / m[rep]
+        m = np.ceil(span)
+        count = m.astype(np.int64)
+        rep = np.repeat(np.arange(len(edges)), count)
+        frac = (np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count) + 0.5).astype(np.float32) / m[rep]
         emit(edges[rep], x0[rep], y0[rep], ex[rep], ey[rep], frac, (span / np.maximum(m, 1) * width)[rep])
     if not pix:
         return np.zeros(0, np.intp), np.zeros((1 + len(colors), 0), np.float32)
@@ -194,3 +214,15 @@ def render_contours(sets: list[Contours], size: int, background: str) -> np.ndar
         img = bg * (1.0 - np.minimum(covered, 1.0))[:, None] + np.stack(paint, -1) / np.maximum(covered, 1.0)[:, None]
         out[b] = np.clip(np.round(img), 0, 255).astype(np.uint8).reshape(size, size, -1)  # grey fills all 3
     return out
+
+
+def render_family(indices: np.ndarray, seed: int, size: int, params, category, sample_instance, stream: str) -> np.ndarray:
+    """Render a contour family's images: ``category(c, seed, params)`` fixes a category,
+    ``sample_instance(category, rng, params)`` draws an image's polygons from the stream
+    ``(seed, c * instances_per_class + k)`` of its instance, so the data set repeats after
+    ``num_classes * instances_per_class`` images."""
+    cls, inst = class_and_instance(indices, params.num_classes, params.instances_per_class)
+    cats = {int(c): category(int(c), seed, params) for c in np.unique(cls)}
+    sets = [sample_instance(cats[int(c)], image_rng(seed, int(c * params.instances_per_class + k), stream), params)
+            for c, k in zip(cls, inst)]
+    return render_contours(sets, size, params.background)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..rng import image_rng
 from . import fractal
-from .base import register_generator
+from .base import class_and_instance, register_generator
 
 COLOR_MODES = ("gray", "per-map")
 GRAY = 127  # the official renderer draws grey (127) points on black
@@ -52,6 +52,18 @@ def auto_points(size: int) -> int:
     time at 128 px without changing the picture much.
     """
     return int(min(100_000, max(4096, size * size)))
+
+
+def check_rendering(params) -> None:
+    """Check the render parameters FractalDB and 1p-frac share: ``points``, ``walkers``, ``color``, ``margin``."""
+    if params.points is not None and params.points < 1:
+        raise ValueError(f"points must be >= 1 (or none for one per pixel), got {params.points}")
+    if params.walkers < 1:
+        raise ValueError(f"walkers must be >= 1, got {params.walkers}")
+    if params.color not in COLOR_MODES:
+        raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {params.color!r}")
+    if not 0.0 <= params.margin < 0.5:
+        raise ValueError(f"margin must be in [0, 0.5), got {params.margin}")
 
 
 @dataclass(frozen=True)
@@ -94,14 +106,7 @@ class FractalDBParams:
             raise ValueError(f"instances_per_class must be >= 1, got {self.instances_per_class}")
         if not 0.0 <= self.weight_step <= 0.25:
             raise ValueError(f"weight_step must be in [0, 0.25] (weights stay in [0.5, 1.5]), got {self.weight_step}")
-        if self.points is not None and self.points < 1:
-            raise ValueError(f"points must be >= 1 (or none for one per pixel), got {self.points}")
-        if self.walkers < 1:
-            raise ValueError(f"walkers must be >= 1, got {self.walkers}")
-        if self.color not in COLOR_MODES:
-            raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {self.color!r}")
-        if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f"margin must be in [0, 0.5), got {self.margin}")
+        check_rendering(self)
         self.search()  # num_maps, min_fill, max_scale, max_tries are checked by the shared search
 
     def search(self) -> fractal.FractalParams:
@@ -147,15 +152,9 @@ def weight_variant(system: np.ndarray, variant: int, step: float) -> np.ndarray:
     return fractal.contract(varied, VARIANT_MAX_SCALE)
 
 
-def instance_of(indices: np.ndarray, params: FractalDBParams) -> tuple[np.ndarray, np.ndarray]:
-    """(category, instance) of each image index."""
-    idx = np.asarray(indices, dtype=np.int64)
-    return idx % params.num_classes, (idx // params.num_classes) % params.instances_per_class
-
-
 def fractaldb_labels(indices: np.ndarray, seed: int, params: FractalDBParams) -> np.ndarray:
     """Each image's category."""
-    return instance_of(indices, params)[0]
+    return class_and_instance(indices, params.num_classes, params.instances_per_class)[0]
 
 
 # ---------------------------------------------------------------- render
@@ -198,7 +197,7 @@ def render_fractaldb(
     indices: np.ndarray, seed: int, size: int, params: FractalDBParams, device: str = "cpu"
 ) -> np.ndarray:
     """Render FractalDB images ``indices``: uint8 (N, size, size, 3)."""
-    cls, inst = instance_of(indices, params)
+    cls, inst = class_and_instance(indices, params.num_classes, params.instances_per_class)
     systems = categories(cls, seed, params)
     per_image = [weight_variant(systems[int(c)], int(k) % N_WEIGHTS, params.weight_step) for c, k in zip(cls, inst)]
     # the walk is the instance's: images i and i + num_classes * instances_per_class are the same

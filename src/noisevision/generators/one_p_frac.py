@@ -26,10 +26,12 @@ import numpy as np
 from ..rng import image_rng
 from . import fractal
 from .base import register_generator
-from .fractaldb import COLOR_MODES, VARIANT_MAX_SCALE, render_systems
+from .fractaldb import VARIANT_MAX_SCALE, check_rendering, render_systems
 
-_CACHE: dict[tuple, object] = {}
-_CACHE_LIMIT = 200_000
+# memoised per process (pure functions of their keys): the fill search costs more than a render
+_BASES: dict[tuple, np.ndarray] = {}
+_CLASSES: dict[tuple, np.ndarray] = {}
+_CACHE_LIMIT = 200_000  # classes kept (each a few hundred bytes)
 
 
 @dataclass(frozen=True)
@@ -73,14 +75,7 @@ class OnePFracParams:
             raise ValueError(f"min_fill must be in [0, 1), got {self.min_fill}")
         if self.max_tries < 1:
             raise ValueError(f"max_tries must be >= 1, got {self.max_tries}")
-        if self.points is not None and self.points < 1:
-            raise ValueError(f"points must be >= 1 (or none for one per pixel), got {self.points}")
-        if self.walkers < 1:
-            raise ValueError(f"walkers must be >= 1, got {self.walkers}")
-        if self.color not in COLOR_MODES:
-            raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {self.color!r}")
-        if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f"margin must be in [0, 0.5), got {self.margin}")
+        check_rendering(self)
 
 
 # ---------------------------------------------------------------- sampling
@@ -144,31 +139,30 @@ def _search(draw, rngs: dict[int, np.random.Generator], params: OnePFracParams) 
 
 def base_system(seed: int, params: OnePFracParams) -> np.ndarray:
     """The one system of the data set, a function of (seed, num_maps, sigma, min_fill, max_tries)."""
-    key = ("base", seed, params.num_maps, params.sigma, params.min_fill, params.max_tries)
-    if key not in _CACHE:
+    key = (seed, params.num_maps, params.sigma, params.min_fill, params.max_tries)
+    if key not in _BASES:
         draw = lambda rng: draw_base(rng, params.num_maps, params.sigma)  # noqa: E731
-        _CACHE[key] = _search(draw, {0: image_rng(seed, 0, "1p-frac-base")}, params)[0]
-    return _CACHE[key]  # type: ignore[return-value]
+        _BASES[key] = _search(draw, {0: image_rng(seed, 0, "1p-frac-base")}, params)[0]
+    return _BASES[key]
 
 
 def class_systems(class_ids: np.ndarray, seed: int, params: OnePFracParams) -> dict[int, np.ndarray]:
     """The perturbed system of each distinct class in ``class_ids``; class c draws only from (seed, c)."""
     base = base_system(seed, params)
+    key = (seed, params.num_maps, params.sigma, params.min_fill, params.max_tries, params.delta)
     ids = [int(c) for c in np.unique(class_ids)]
-    key = ("class", seed, params.num_maps, params.sigma, params.min_fill, params.max_tries, params.delta)
-    missing = [c for c in ids if (key, c) not in _CACHE]
+    missing = [c for c in ids if (key, c) not in _CLASSES]
     if missing:
-        if len(_CACHE) + len(missing) > _CACHE_LIMIT:
-            _CACHE.clear()
-            _CACHE[("base", *key[1:6])] = base
+        if len(_CLASSES) + len(missing) > _CACHE_LIMIT:
+            _CLASSES.clear()
 
         def draw(rng: np.random.Generator) -> np.ndarray:
             weights = rng.uniform(1.0 - params.delta, 1.0 + params.delta, size=base.shape)
             return fractal.contract(base * weights, VARIANT_MAX_SCALE)
 
         found = _search(draw, {c: image_rng(seed, c, "1p-frac-class") for c in missing}, params)
-        _CACHE.update({(key, c): system for c, system in found.items()})
-    return {c: _CACHE[(key, c)] for c in ids}  # type: ignore[misc]
+        _CLASSES.update({(key, c): system for c, system in found.items()})
+    return {c: _CLASSES[(key, c)] for c in ids}
 
 
 def one_p_frac_labels(indices: np.ndarray, seed: int, params: OnePFracParams) -> np.ndarray:

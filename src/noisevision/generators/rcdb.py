@@ -32,7 +32,7 @@ import numpy as np
 
 from ..rng import image_rng
 from . import _contour
-from .base import register_generator
+from .base import class_and_instance, register_generator
 
 
 @dataclass(frozen=True)
@@ -68,27 +68,19 @@ class RCDBParams:
     background: str = "white"
 
     def __post_init__(self) -> None:
-        if self.num_classes < 1 or self.instances_per_class < 1:
-            raise ValueError(f"num_classes and instances_per_class must be >= 1, got {self.num_classes}, "
-                             f"{self.instances_per_class}")
         if self.mean_vertices <= 0 or self.max_vertices < 3:
             raise ValueError(f"need mean_vertices > 0 and max_vertices >= 3, got {self.mean_vertices}, {self.max_vertices}")
         if self.max_contours < 1:
             raise ValueError(f"max_contours must be >= 1, got {self.max_contours}")
         if self.max_noise < 0 or self.max_line_width < 0 or self.max_radius < 0:
             raise ValueError("max_noise, max_line_width and max_radius must be >= 0")
-        if self.max_oval < 1:
-            raise ValueError(f"max_oval must be >= 1, got {self.max_oval}")
-        if not 0.0 <= self.center_range <= 1.0:
-            raise ValueError(f"center_range must be in [0, 1], got {self.center_range}")
-        if self.color not in _contour.COLOR_MODES:
-            raise ValueError(f"color must be one of {', '.join(_contour.COLOR_MODES)}, got {self.color!r}")
-        if self.background not in _contour.BACKGROUNDS:
-            raise ValueError(f"background must be one of {', '.join(_contour.BACKGROUNDS)}, got {self.background!r}")
+        _contour.check_drawing(self)
 
 
 @dataclass(frozen=True)
 class RCDBCategory:
+    """The parameters one RCDB category fixes (see ``category``)."""
+
     vertices: int
     contours: int
     noise: float
@@ -109,15 +101,9 @@ def category(c: int, seed: int, params: RCDBParams) -> RCDBCategory:
     )
 
 
-def instance_of(indices: np.ndarray, num_classes: int, instances_per_class: int) -> tuple[np.ndarray, np.ndarray]:
-    """(category, instance) of each image index (shared with ``contour/visualatom``)."""
-    idx = np.asarray(indices, dtype=np.int64)
-    return idx % num_classes, (idx // num_classes) % instances_per_class
-
-
 def rcdb_labels(indices: np.ndarray, seed: int, params: RCDBParams) -> np.ndarray:
     """Each image's category."""
-    return instance_of(indices, params.num_classes, params.instances_per_class)[0]
+    return class_and_instance(indices, params.num_classes, params.instances_per_class)[0]
 
 
 def sample_instance(cat: RCDBCategory, rng: np.random.Generator, params: RCDBParams) -> _contour.Contours:
@@ -135,11 +121,7 @@ def sample_instance(cat: RCDBCategory, rng: np.random.Generator, params: RCDBPar
 
 def render_rcdb(indices: np.ndarray, seed: int, size: int, params: RCDBParams, device: str = "cpu") -> np.ndarray:
     """Render RCDB images ``indices``: uint8 (N, size, size, 3)."""
-    cls, inst = instance_of(indices, params.num_classes, params.instances_per_class)
-    cats = {int(c): category(int(c), seed, params) for c in np.unique(cls)}
-    sets = [sample_instance(cats[int(c)], image_rng(seed, int(c * params.instances_per_class + k), "rcdb-image"),
-                            params) for c, k in zip(cls, inst)]
-    return _contour.render_contours(sets, size, params.background)
+    return _contour.render_family(indices, seed, size, params, category, sample_instance, "rcdb-image")
 
 
 register_generator(

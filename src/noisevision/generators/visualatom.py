@@ -30,8 +30,7 @@ import numpy as np
 
 from ..rng import image_rng
 from . import _contour
-from .base import register_generator
-from .rcdb import instance_of
+from .base import class_and_instance, register_generator
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,6 @@ class VisualAtomParams:
     background: str = "black"
 
     def __post_init__(self) -> None:
-        if self.num_classes < 1 or self.instances_per_class < 1:
-            raise ValueError(f"num_classes and instances_per_class must be >= 1, got {self.num_classes}, "
-                             f"{self.instances_per_class}")
         for name, lo, least in (("vertices", self.vertices[0], 3), ("contours", self.contours[0], 1),
                                 ("radius", self.radius[0], 0)):
             hi = getattr(self, name)[1]
@@ -81,18 +77,13 @@ class VisualAtomParams:
             raise ValueError(f"max_frequency must be >= 1 (two distinct frequencies), got {self.max_frequency}")
         if self.wave_amplitude < 0 or self.max_noise < 0 or self.max_line_width < 0:
             raise ValueError("wave_amplitude, max_noise and max_line_width must be >= 0")
-        if self.max_oval < 1:
-            raise ValueError(f"max_oval must be >= 1, got {self.max_oval}")
-        if not 0.0 <= self.center_range <= 1.0:
-            raise ValueError(f"center_range must be in [0, 1], got {self.center_range}")
-        if self.color not in _contour.COLOR_MODES:
-            raise ValueError(f"color must be one of {', '.join(_contour.COLOR_MODES)}, got {self.color!r}")
-        if self.background not in _contour.BACKGROUNDS:
-            raise ValueError(f"background must be one of {', '.join(_contour.BACKGROUNDS)}, got {self.background!r}")
+        _contour.check_drawing(self)
 
 
 @dataclass(frozen=True)
 class VisualAtomCategory:
+    """The parameters one VisualAtom category fixes (see ``category``)."""
+
     frequencies: tuple[int, int]
     vertices: int
     contours: int
@@ -124,7 +115,7 @@ def category(c: int, seed: int, params: VisualAtomParams) -> VisualAtomCategory:
 
 def visualatom_labels(indices: np.ndarray, seed: int, params: VisualAtomParams) -> np.ndarray:
     """Each image's category."""
-    return instance_of(indices, params.num_classes, params.instances_per_class)[0]
+    return class_and_instance(indices, params.num_classes, params.instances_per_class)[0]
 
 
 def sample_instance(cat: VisualAtomCategory, rng: np.random.Generator, params: VisualAtomParams) -> _contour.Contours:
@@ -146,11 +137,7 @@ def render_visualatom(
     indices: np.ndarray, seed: int, size: int, params: VisualAtomParams, device: str = "cpu"
 ) -> np.ndarray:
     """Render VisualAtom images ``indices``: uint8 (N, size, size, 3)."""
-    cls, inst = instance_of(indices, params.num_classes, params.instances_per_class)
-    cats = {int(c): category(int(c), seed, params) for c in np.unique(cls)}
-    sets = [sample_instance(cats[int(c)], image_rng(seed, int(c * params.instances_per_class + k), "visualatom-image"),
-                            params) for c, k in zip(cls, inst)]
-    return _contour.render_contours(sets, size, params.background)
+    return _contour.render_family(indices, seed, size, params, category, sample_instance, "visualatom-image")
 
 
 register_generator(

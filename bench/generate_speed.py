@@ -45,6 +45,7 @@ OFFICIAL_64 = {
 TARGET_128 = {
     "dead-leaves/squares": 100, "dead-leaves/oriented": 100, "dead-leaves/mixed": 100, "dead-leaves/textured": 100,
     "stat/spectrum": 180, "stat/wmm": 35, "stat/spectrum-color-wmm": 35,
+    "fractal/fractaldb": 200, "fractal/1p-frac": 200, "contour/rcdb": 200, "contour/visualatom": 200,
 }
 EXTRA = ["mixup/stylegan/oriented"]
 

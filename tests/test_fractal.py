@@ -95,3 +95,13 @@ def test_render_colours_and_background() -> None:
 def test_bad_params_raise_user_error(overrides: dict) -> None:
     with pytest.raises(nv.UserError):
         nv.create_generator("fractal/ifs", **overrides)
+
+
+def test_walk_choices_follow_the_cdf() -> None:
+    """Map choices are the cdf bins of uniform draws (as searchsorted), never a zero-probability padding entry."""
+    probs = np.array([0.1, 0.0, 0.5, 0.4, 0.0, 0.0])
+    choices, start = fractal._draw_walk(image_rng(0, 0), probs, 50, 64)
+    u = image_rng(0, 0).random((50, 64))
+    expected = np.minimum(np.searchsorted(np.cumsum(probs), u, side="right"), 3)
+    np.testing.assert_array_equal(choices, expected)
+    assert start == choices[0, 0] and 1 not in choices

@@ -225,6 +225,17 @@ def check_seed(seed: int) -> None:
         raise UserError(f"seed must be a non-negative integer, got {seed!r}")
 
 
+def class_and_instance(indices: np.ndarray, num_classes: int, instances_per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class ``i % num_classes`` and instance ``(i // num_classes) % instances_per_class`` of each image ``i``.
+
+    The layout of the labelled (formula-driven) families: any ``num_classes``
+    consecutive images hold one image of every class, and the data set repeats
+    after ``num_classes * instances_per_class`` images.
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    return idx % num_classes, (idx // num_classes) % instances_per_class
+
+
 def create_generator(name: str, **overrides: Any) -> Generator:
     """Build a generator from its registry name and parameter overrides.
 
@@ -276,6 +287,10 @@ FAMILY_MODULES: tuple[str, ...] = (
     "stylegan",
     "feature_vis",
     "fractal",
+    "fractaldb",
+    "one_p_frac",
+    "rcdb",
+    "visualatom",
     "combinators",
 )
 

@@ -131,7 +131,11 @@ def _draw_walk(rng: np.random.Generator, probs: np.ndarray, steps: int, walkers:
     """Map choices (steps, walkers) drawn with ``probs``, and the start map index."""
     cdf = np.cumsum(probs)
     last_map = np.flatnonzero(probs)[-1]  # never pick a zero-probability (padding) entry, even on rounding
-    choices = np.minimum(np.searchsorted(cdf, rng.random((steps, walkers)) * cdf[-1], side="right"), last_map)
+    u = rng.random((steps, walkers)) * cdf[-1]
+    # the number of cdf entries <= u, at most last_map (searchsorted(side="right"), but ~10x faster for <= 8 maps)
+    choices = np.zeros(u.shape, np.int8)
+    for bound in cdf[:last_map]:
+        choices += u >= bound
     return choices.astype(np.int64), int(choices[0, 0])
 
 
@@ -149,12 +153,14 @@ def chaos_game(maps: np.ndarray, choices: np.ndarray, starts: np.ndarray) -> np.
         starts: (B, 2) start point per image (shared by its walkers).
     """
     n_img, steps, walkers = choices.shape
-    coef = [np.ascontiguousarray(maps[:, :, r, c]) for r in range(2) for c in range(3)]  # a b e c d f: (B, M)
+    coef = [maps[:, :, r, c].ravel() for r in range(2) for c in range(3)]  # a b e c d f: (B * M,)
+    row = (np.arange(n_img) * maps.shape[1])[:, None]  # first map of each image in the flat tables
     x = np.repeat(starts[:, :1], walkers, axis=1)
     y = np.repeat(starts[:, 1:], walkers, axis=1)
     out = np.empty((n_img, steps, walkers, 2), dtype=np.float32)  # float32 is ample for pixels
     for t in range(steps):
-        a, b, e, c, d, f = (np.take_along_axis(k, choices[:, t], axis=1) for k in coef)
+        flat = choices[:, t] + row
+        a, b, e, c, d, f = (k.take(flat) for k in coef)
         x, y = a * x + b * y + e, c * x + d * y + f
         out[:, t, :, 0] = x
         out[:, t, :, 1] = y
@@ -175,8 +181,9 @@ def rasterize(
         empty), or (B, size, size) hit counts when no palette is given.
     """
     n_img = points.shape[0]
-    lo = points.min(axis=1, keepdims=True)
-    hi = points.max(axis=1, keepdims=True)
+    # per coordinate: reducing the (B, P, 2) array over axis 1 directly is ~30x slower
+    lo = np.stack([points[..., 0].min(axis=1), points[..., 1].min(axis=1)], axis=-1)[:, None]
+    hi = np.stack([points[..., 0].max(axis=1), points[..., 1].max(axis=1)], axis=-1)[:, None]
     extent = np.maximum((hi - lo).max(axis=2, keepdims=True), 1e-12)
     inner = size * (1.0 - 2.0 * margin)
     centred = (points - (lo + hi) / 2) * (inner / extent).astype(points.dtype) + np.float32(size / 2)
@@ -249,15 +256,53 @@ def fractal_num_classes(params: FractalParams) -> int | None:
     return params.num_systems
 
 
+def contract(maps: np.ndarray, max_scale: float) -> np.ndarray:
+    """A copy of ``maps`` (n, 2, 3) whose linear parts are scaled down to a largest singular value <= ``max_scale``.
+
+    Keeps a perturbed system contractive (its chaos game bounded); maps already
+    below the bound are unchanged.
+    """
+    out = np.array(maps, dtype=np.float64)
+    sigma = np.linalg.svd(out[:, :, :2], compute_uv=False)[:, :1]
+    shrink = np.minimum(1.0, max_scale / np.maximum(sigma, 1e-12))
+    out[:, :, :2] *= shrink[:, :, None]
+    return out
+
+
 def _vary(system: np.ndarray, rng: np.random.Generator, params: FractalParams) -> np.ndarray:
     """Per-image variation of a shared system, kept contractive."""
     varied = system * rng.uniform(1 - params.jitter, 1 + params.jitter, size=system.shape)
     if rng.random() < 0.5:  # horizontal flip: conjugate every map by diag(-1, 1)
         varied = varied * np.array([[1.0, -1.0, -1.0], [-1.0, 1.0, 1.0]])
-    sigma = np.linalg.svd(varied[:, :, :2], compute_uv=False)[:, :1]
-    shrink = np.minimum(1.0, params.max_scale / np.maximum(sigma, 1e-12))
-    varied[:, :, :2] *= shrink[:, :, None]
-    return varied
+    return contract(varied, params.max_scale)
+
+
+def draw_attractors(
+    systems: list[np.ndarray],
+    rngs: list[np.random.Generator],
+    points: int,
+    walkers: int,
+    probs: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chaos-game points of every system, all images at once.
+
+    Each image draws its walk (``walkers`` parallel walkers) from its own
+    ``rngs`` entry, with map probabilities ``probs`` (default ``|det|``).
+
+    Returns:
+        (B, points, 2) float32 attractor points and (B, points) the map that
+        produced each point.
+    """
+    steps = DISCARD_STEPS + -(-points // walkers)
+    if probs is None:
+        probs = [map_probabilities(s) for s in systems]
+    walks = [_draw_walk(rng, p, steps, walkers) for rng, p in zip(rngs, probs)]
+    maps, _ = _pad_maps(systems)
+    choices = np.stack([w[0] for w in walks])
+    starts = np.stack([_fixed_point(m[w[1]]) for m, w in zip(maps, walks)])
+    n_img = len(systems)
+    pts = chaos_game(maps, choices, starts)[:, DISCARD_STEPS:].reshape(n_img, -1, 2)[:, :points]
+    return pts, choices[:, DISCARD_STEPS:].reshape(n_img, -1)[:, :points]
 
 
 def _bright_colors(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -275,25 +320,18 @@ def render_fractal(
     """Render IFS fractal images ``indices``: uint8 (N, size, size, 3), black background."""
     sys_of = system_ids(indices, params)
     systems = sample_systems(sys_of, seed, params)
-    steps = DISCARD_STEPS + -(-params.points // params.walkers)
-    per_image, walks, palettes = [], [], []
-    for i, s in zip(indices, sys_of):
-        rng = image_rng(seed, int(i), "ifs-image")
-        system = _vary(systems[int(s)], rng, params) if params.num_systems else systems[int(s)]
-        per_image.append(system)
-        walks.append(_draw_walk(rng, map_probabilities(system), steps, params.walkers))
-        n_col = 1 if params.color == "single" else len(system)
-        palettes.append(np.pad(_bright_colors(rng, n_col), ((0, MAX_MAPS - n_col), (0, 0))))
-    maps, _ = _pad_maps(per_image)
-    choices = np.stack([w[0] for w in walks])
-    starts = np.stack([_fixed_point(m[w[1]]) for m, w in zip(maps, walks)])
-    pts = chaos_game(maps, choices, starts)[:, DISCARD_STEPS:]
-    n_img = len(indices)
-    pts = pts.reshape(n_img, -1, 2)[:, : params.points]
+    # per image: variation, then walk, then colours, each from the image's own stream
+    rngs = [image_rng(seed, int(i), "ifs-image") for i in indices]
+    per_image = [_vary(systems[int(s)], rng, params) if params.num_systems else systems[int(s)]
+                 for s, rng in zip(sys_of, rngs)]
+    pts, map_of_point = draw_attractors(per_image, rngs, params.points, params.walkers)
     if params.color == "white":
         img = (rasterize(pts, size, params.margin) > 0)[..., None] * np.ones(3)
     else:
-        map_of_point = choices[:, DISCARD_STEPS:].reshape(n_img, -1)[:, : params.points]
+        palettes = []
+        for rng, system in zip(rngs, per_image):
+            n_col = 1 if params.color == "single" else len(system)
+            palettes.append(np.pad(_bright_colors(rng, n_col), ((0, MAX_MAPS - n_col), (0, 0))))
         if params.color == "single":
             map_of_point = np.zeros_like(map_of_point)
         img = rasterize(pts, size, params.margin, map_of_point, np.stack(palettes))

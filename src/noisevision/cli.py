@@ -309,6 +309,53 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ export / analyze (flags built from their configs)
+
+
+def _add_export_analyze_parsers(sub: argparse._SubParsersAction) -> None:
+    from .configflags import add_config_arguments, config_kwargs
+    from .eval.analyze import AnalyzeConfig
+    from .models.export import ExportConfig
+
+    p = sub.add_parser(
+        "export", help="write a run's backbone as .safetensors (torchvision key names for ResNets)",
+        description="Export the backbone of a pretrain run (no projection head) as one .safetensors file; "
+        "ResNets use torchvision's key names, so torchvision/timm models load it with strict=False.",
+    )
+    add_config_arguments(p, ExportConfig)
+
+    def run_export(args: argparse.Namespace) -> int:
+        from .models.export import export
+
+        result = export(**config_kwargs(ExportConfig, args))
+        meta = result["metadata"]
+        print(f"wrote {result['path']}: {meta['arch']} backbone, {result['tensors']} tensors, "
+              f"{result['parameters']:,} parameters, naming {meta['naming']}")
+        print(f"  {meta['compatibility_note']}")
+        return 0
+
+    p.set_defaults(func=run_export)
+
+    p = sub.add_parser(
+        "analyze", help="measure a dataset: spectrum, colour, orientation, sparsity, diversity, FID/KID",
+        description="Image statistics of a dataset (a seeded subset) and, with --reference, its Fréchet "
+        "distance and KID to real images; writes JSON and a picture sheet.",
+    )
+    add_config_arguments(p, AnalyzeConfig)
+
+    def run_analyze(args: argparse.Namespace) -> int:
+        from .eval.analyze import analyze, summary_lines
+
+        result = analyze(**config_kwargs(AnalyzeConfig, args))
+        print("\n".join(summary_lines(result)))
+        for key in ("json", "sheet"):
+            if key in result:
+                print(f"wrote {result[key]}")
+        return 0
+
+    p.set_defaults(func=run_analyze)
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -326,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain_parser(sub)
     _add_probe_parser(sub)
     _add_bench_parser(sub)
+    _add_export_analyze_parsers(sub)
     return parser
 
 

@@ -173,7 +173,7 @@ def test_fid_against_the_same_images_is_zero_and_larger_for_shifted_ones(tmp_pat
 
 def test_results_are_deterministic_and_written_with_a_sheet(tmp_path, leaves):
     data = _write_npy(tmp_path / "data", leaves)
-    cfg = AnalyzeConfig(data=str(data), num_images=16, seed=3, progress=False)
+    cfg = AnalyzeConfig(data=data, num_images=16, seed=3, progress=False)  # a Path is fine
     a = analyze(cfg, out=str(tmp_path / "a"))
     b = analyze(cfg, sheet=False)
     for key in ("summary", "statistics", "curves", "data"):

@@ -127,6 +127,9 @@ class AnalyzeConfig:
     progress: bool = field(default=True, metadata={"help": "show progress bars (default on)"})
 
     def __post_init__(self) -> None:
+        for name in ("data", "out", "data_root", "cache_dir"):  # pathlib paths are welcome from Python
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         if not isinstance(self.data, str) or not self.data:
             raise ValueError("name the data to analyse: a dataset folder, FILE.npy or gen:<generator>")
         if not 2 <= self.num_images <= 1_000_000:

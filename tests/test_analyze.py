@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import noisevision  # noqa: F401  (sets OMP env before torch)
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,8 +12,16 @@ from noisevision import create_generator
 from noisevision.cli import main
 from noisevision.errors import UserError
 from noisevision.eval.analyze import (
-    AnalyzeConfig, analyze, colour_statistics, frechet_distance, gradient_statistics, haar_kurtosis,
-    kernel_inception_distance, luminance, mean_cosine_distance, periodic_fft,
+    AnalyzeConfig,
+    analyze,
+    colour_statistics,
+    frechet_distance,
+    gradient_statistics,
+    haar_kurtosis,
+    kernel_inception_distance,
+    luminance,
+    mean_cosine_distance,
+    periodic_fft,
 )
 
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 
-import noisevision  # noqa: F401  (sets OMP env before torch)
 import pytest
 import torch
 
+import noisevision
 from noisevision.cli import main
 from noisevision.errors import UserError
 from noisevision.models import create_encoder, save_encoder
-from noisevision.models.export import build_backbone, export, load_exported
+from noisevision.train.export import build_backbone, export, load_exported
 
 
 def _bn(name: str, channels: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -184,3 +184,16 @@ def test_cli_export(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("noisevision: error:") and "\n" not in err
+
+
+def test_config_checks_and_mapping_config(tmp_path):
+    from noisevision.train.export import ExportConfig
+
+    run, _ = _run_dir(tmp_path, "smallalexnet32", width=0.25, fc_dim=16)
+    with pytest.raises(UserError, match="name the run"):
+        export(out=str(tmp_path / "x.safetensors"))
+    result = export({"run": run, "out": tmp_path / "m.safetensors"})  # a mapping, pathlib paths
+    assert result["path"].endswith("m.safetensors")
+    cfg = ExportConfig(run=str(run), out=str(tmp_path / "a.safetensors"))
+    assert export(cfg, out=str(tmp_path / "b.safetensors"))["path"].endswith("b.safetensors")
+    assert main(["export", str(run)]) == 2  # --out is required

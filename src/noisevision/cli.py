@@ -313,21 +313,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_export_analyze_parsers(sub: argparse._SubParsersAction) -> None:
-    from .configflags import add_config_arguments, config_kwargs
-    from .eval.analyze import AnalyzeConfig
-    from .models.export import ExportConfig
+    from .configflags import add_config_flags, config_values
+    from .eval.analyze import AnalyzeConfig, analyze, summary_lines
+    from .train.export import ExportConfig, export
 
     p = sub.add_parser(
         "export", help="write a run's backbone as .safetensors (torchvision key names for ResNets)",
         description="Export the backbone of a pretrain run (no projection head) as one .safetensors file; "
         "ResNets use torchvision's key names, so torchvision/timm models load it with strict=False.",
     )
-    add_config_arguments(p, ExportConfig)
+    add_config_flags(p, ExportConfig)
 
     def run_export(args: argparse.Namespace) -> int:
-        from .models.export import export
-
-        result = export(**config_kwargs(ExportConfig, args))
+        result = export(config_values(args, ExportConfig, "export"))
         meta = result["metadata"]
         print(f"wrote {result['path']}: {meta['arch']} backbone, {result['tensors']} tensors, "
               f"{result['parameters']:,} parameters, naming {meta['naming']}")
@@ -341,12 +339,10 @@ def _add_export_analyze_parsers(sub: argparse._SubParsersAction) -> None:
         description="Image statistics of a dataset (a seeded subset) and, with --reference, its Fréchet "
         "distance and KID to real images; writes JSON and a picture sheet.",
     )
-    add_config_arguments(p, AnalyzeConfig)
+    add_config_flags(p, AnalyzeConfig)
 
     def run_analyze(args: argparse.Namespace) -> int:
-        from .eval.analyze import analyze, summary_lines
-
-        result = analyze(**config_kwargs(AnalyzeConfig, args))
+        result = analyze(config_values(args, AnalyzeConfig, "analyze"))
         print("\n".join(summary_lines(result)))
         for key in ("json", "sheet"):
             if key in result:

@@ -1,12 +1,14 @@
-"""CLI flags built from a frozen config dataclass (flag names = field names).
+"""CLI flags built from a frozen config dataclass (flag names = field names), and the verbs' config check.
 
-Each field carries ``metadata={"help": ...}``; optional ``"flags"`` gives the
-option strings (default ``--field-name``) and ``"positional": True`` makes it a
-positional argument. A flag left out is ``None`` and means "the config's
-default", so the dataclass stays the one place that holds defaults.
+Field metadata: ``help``; ``flags`` renames the flag (aliases after the
+first); ``positional`` makes it an (optional) positional argument;
+``required`` makes the CLI refuse to run without it; ``metavar``. bool fields
+become ``--x/--no-x``, dict fields repeatable ``KEY=VALUE`` flags. Every flag
+defaults to None ("not given"), so the dataclass is the one place that holds
+defaults.
 
->>> add_config_arguments(parser, AnalyzeConfig)
->>> AnalyzeConfig(**config_kwargs(AnalyzeConfig, parser.parse_args(argv)))
+>>> add_config_flags(parser, AnalyzeConfig)
+>>> analyze(config_values(parser.parse_args(argv), AnalyzeConfig, "analyze"))
 """
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ import argparse
 import dataclasses
 import types
 import typing
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from .errors import UserError
 
+T = TypeVar("T")
 _SCALARS = (int, float, str)
 
 
@@ -30,21 +34,14 @@ def _base_type(hint: Any) -> Any:
     return typing.get_origin(hint) or hint
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one argument per field of the dataclass ``cls`` to ``parser``.
-
-    bool fields become ``--x/--no-x``; dict fields repeatable ``KEY=VALUE``
-    flags; int/float/str fields typed flags. Fields without a default are
-    required (positional when their metadata says so).
-    """
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one argument per field of the dataclass ``cls`` to ``parser`` (see the module docstring)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        meta = f.metadata
-        kind = _base_type(hints[f.name])
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        meta, kind = f.metadata, _base_type(hints[f.name])
         help_ = meta["help"]
         if meta.get("positional"):
-            parser.add_argument(f.name, type=kind if kind in _SCALARS else str, help=help_)
+            parser.add_argument(f.name, nargs="?", default=None, type=kind if kind in _SCALARS else str, help=help_)
             continue
         flags = meta.get("flags") or (f"--{f.name.replace('_', '-')}",)
         if kind is bool:
@@ -52,37 +49,56 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         elif kind is dict:
             parser.add_argument(*flags, dest=f.name, action="append", default=None, metavar="KEY=VALUE", help=help_)
         elif kind in _SCALARS:
-            parser.add_argument(*flags, dest=f.name, type=kind, default=None, required=required,
+            parser.add_argument(*flags, dest=f.name, type=kind, default=None,
                                 metavar=meta.get("metavar", f.name.split("_")[-1].upper()), help=help_)
         else:
             raise TypeError(f"{cls.__name__}.{f.name}: no CLI flag for type {hints[f.name]!r}")
 
 
-def config_kwargs(cls: type, args: argparse.Namespace) -> dict[str, Any]:
-    """The fields given on the command line (``None`` = not given); ``KEY=VALUE`` lists become dicts."""
-    hints = typing.get_type_hints(cls)
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        value = getattr(args, f.name, None)
-        if value is None:
-            continue
-        if _base_type(hints[f.name]) is dict:
-            from .generators import parse_param_overrides
+def config_values(args: argparse.Namespace, cls: type, command: str) -> dict[str, Any]:
+    """The fields given on the command line; ``KEY=VALUE`` lists become dicts.
 
-            value = parse_param_overrides(value)
-        out[f.name] = value
+    Raises:
+        UserError: a required field is missing, or a ``KEY=VALUE`` item has no ``=``.
+    """
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        given = getattr(args, f.name, None)
+        if given is not None and _base_type(hints[f.name]) is dict:
+            given = _key_values(given, (f.metadata.get("flags") or (f.name,))[0])
+        if given is not None:
+            values[f.name] = given
+        elif f.metadata.get("required"):
+            name = f.name.upper() if f.metadata.get("positional") else (f.metadata.get("flags") or (f"--{f.name}",))[0]
+            raise UserError(f"{command} needs {name}")
+    return values
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} {item!r} must look like key=value")
+        out[key.strip()] = value.strip()
     return out
 
 
-def build(cls: type, config: Any, fields: dict[str, Any], what: str) -> Any:
-    """``config`` with ``fields`` replaced (or ``cls(**fields)``); bad values become one-line UserErrors."""
+def make_config(cls: type[T], config: T | Mapping[str, Any] | None, fields: Mapping[str, Any], where: str) -> T:
+    """The validated config of a verb ``verb(config=None, /, **fields)``: a ``cls`` instance or a mapping
+    of its fields (or None), with ``fields`` on top.
+
+    Raises:
+        UserError: unknown field, or a value its ``__post_init__`` refuses (one line).
+    """
     try:
-        if config is None:
-            return cls(**fields)
-        if not isinstance(config, cls):
-            raise TypeError(f"expected a {cls.__name__}, got {type(config).__name__}")
-        return dataclasses.replace(config, **fields) if fields else config
+        if isinstance(config, cls):
+            return dataclasses.replace(config, **fields) if fields else config
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a {cls.__name__} or a mapping, got {type(config).__name__}")
+        return cls(**{**(config or {}), **fields})
     except ValueError as exc:
-        raise UserError(f"{what}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
     except TypeError as exc:
-        raise UserError(f"invalid {what} arguments: {exc}") from None
+        raise UserError(f"invalid {where} arguments: {exc}") from None

@@ -53,19 +53,32 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from .. import accel
+from .._version import __version__
+from ..configflags import make_config
+from ..data.atomic import atomic_write_text
+from ..data.imagefolder import available_splits, decode_files, scan_image_folder
+from ..data.roots import DatasetSource, load_split, resolve_dataset
+from ..data.sources import GEN_PREFIX, open_source
 from ..errors import UserError
-
-if TYPE_CHECKING:
-    from ..data.roots import DatasetSource
+from ..resources import max_workers
+from ..rng import image_rng
+from .analyze_sheet import write_sheet
+from .features import extract_features, normalization_for, prepare_encoder
+from .probe import build_encoder
 
 LUMA = np.array([0.299, 0.587, 0.114])
 QUANTIZATION_FLOOR = float((LUMA**2).sum() / 12.0)
@@ -92,9 +105,9 @@ ANALYSIS_VERSION = 1
 class AnalyzeConfig:
     """``noisevision analyze``: which images, how many, against which reference (flags have the same names)."""
 
-    data: str = field(metadata={
+    data: str = field(default="", metadata={
         "help": "images to analyse: a dataset folder (packed images.npy or ImageFolder), FILE.npy, or gen:<generator>",
-        "positional": True})
+        "positional": True, "required": True})
     reference: str | None = field(default=None, metadata={
         "help": "real reference set for FID/KID: cifar10, tiny-imagenet-32 or imagefolder:PATH (default: none)",
         "metavar": "DATASET"})
@@ -407,8 +420,6 @@ def _r(x: Any, digits: int = 6) -> float | None:
 def image_statistics(images: np.ndarray, batch_size: int = 250, progress: bool = False,
                      desc: str = "statistics") -> tuple[dict[str, Any], dict[str, Any]]:
     """All image statistics of uint8 (N, S, S, 3) images: (statistics dict, curves for the sheet)."""
-    from tqdm import tqdm
-
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2] or images.dtype != np.uint8:
         raise UserError(f"expected square uint8 RGB images (N, S, S, 3), got {images.dtype} {images.shape}")
     acc = _Accumulator()
@@ -502,8 +513,6 @@ def kernel_inception_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 def _subset(total: int, n: int, seed: int, purpose: str) -> np.ndarray:
     """Sorted indices of a seeded random subset of ``n`` of ``total`` items (all of them if n >= total)."""
-    from ..rng import image_rng
-
     if total <= n:
         return np.arange(total, dtype=np.int64)
     return np.sort(image_rng(seed, 0, purpose).choice(total, n, replace=False)).astype(np.int64)
@@ -518,9 +527,6 @@ def _check_memory(n: int, size: int, what: str) -> None:
 
 def _load_folder(path: Path, cfg: AnalyzeConfig, size: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Decode only the subset's files of an ImageFolder (``path/train/<class>/`` or ``path/<class>/``)."""
-    from ..data.imagefolder import available_splits, decode_files, scan_image_folder
-    from ..resources import max_workers
-
     train = path / "train"
     split_dir = train if train.is_dir() and available_splits(train) else path
     _, files, _, _ = scan_image_folder(split_dir)
@@ -538,8 +544,6 @@ def _load_folder(path: Path, cfg: AnalyzeConfig, size: int) -> tuple[np.ndarray,
 
 def _load_data(cfg: AnalyzeConfig, render_device: str) -> tuple[np.ndarray, dict[str, Any]]:
     """The analysed images, uint8 (n, S, S, 3), and what the JSON records about them."""
-    from ..data.sources import GEN_PREFIX, open_source
-
     if cfg.data.startswith(GEN_PREFIX):
         size = cfg.image_size or DEFAULT_STORED_SIZE
         _check_memory(cfg.num_images, size, cfg.data)
@@ -568,8 +572,6 @@ def _load_data(cfg: AnalyzeConfig, render_device: str) -> tuple[np.ndarray, dict
 
 def _load_reference(cfg: AnalyzeConfig, source: DatasetSource, n: int) -> tuple[np.ndarray, dict[str, Any]]:
     """A seeded subset of at most ``n`` images of the reference split, at ``reference_size``."""
-    from ..data.roots import load_split
-
     split = load_split(source, cfg.reference_split, cfg.reference_size, cfg.cache_dir, skip_bad_images=True,
                        progress=cfg.progress)
     if len(split.images) < 2:
@@ -598,8 +600,9 @@ def _output_paths(out: str | None) -> tuple[Path | None, Path | None]:
 # ------------------------------------------------------------------ the verb
 
 
-def analyze(config: AnalyzeConfig | None = None, /, **fields: Any) -> dict[str, Any]:
-    """Measure a dataset (see the module docstring); ``fields`` are :class:`AnalyzeConfig` fields.
+def analyze(config: AnalyzeConfig | Mapping[str, Any] | None = None, /, **fields: Any) -> dict[str, Any]:
+    """Measure a dataset (see the module docstring); ``config`` is an :class:`AnalyzeConfig` or a mapping
+    of its fields, ``fields`` override it.
 
     Returns the result dict that is also written to ``out`` (with the sheet next to it).
 
@@ -607,15 +610,7 @@ def analyze(config: AnalyzeConfig | None = None, /, **fields: Any) -> dict[str, 
         UserError: bad arguments, unreadable or missing data/reference, an unknown
             encoder or layer, an unwritable ``out`` (one line, for the CLI).
     """
-    import torch
-
-    from .. import __version__, accel
-    from ..configflags import build
-    from ..data.roots import resolve_dataset
-    from .features import extract_features, normalization_for, prepare_encoder
-    from .probe import build_encoder
-
-    cfg: AnalyzeConfig = build(AnalyzeConfig, config, fields, "analyze")
+    cfg = make_config(AnalyzeConfig, config, fields, "analyze")
     json_path, png_path = _output_paths(cfg.out)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -706,17 +701,13 @@ def analyze(config: AnalyzeConfig | None = None, /, **fields: Any) -> dict[str, 
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if json_path is not None and png_path is not None and cfg.sheet:
-        from .analyze_sheet import write_sheet
-
-        write_sheet(png_path, result, images[:SHEET_SAMPLES])
+        write_sheet(png_path, result, images[:SHEET_SAMPLES], summary_lines(result))
         result["sheet"] = str(png_path)
     lap("write_s")
     timings["total_s"] = round(sum(timings.values()), 3)
     result["timings_s"] = timings
     if json_path is not None:
-        from ..bench.report import write_json
-
-        write_json(json_path, result)
+        atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
         result["json"] = str(json_path)
     return result
 

@@ -32,14 +32,13 @@ def mosaic(images: np.ndarray, cols: int = 4, gap: int = 1) -> np.ndarray:
     return out
 
 
-def write_sheet(path: str | os.PathLike, result: dict[str, Any], samples: np.ndarray) -> Path:
-    """Write the sheet of an analysis ``result`` (see :func:`noisevision.eval.analyze.analyze`) as a PNG."""
+def write_sheet(path: str | os.PathLike, result: dict[str, Any], samples: np.ndarray, lines: list[str]) -> Path:
+    """Write the sheet of an analysis ``result`` (see :func:`noisevision.eval.analyze.analyze`) as a PNG,
+    with ``samples`` (uint8 (N, S, S, 3)) and ``lines`` (its text summary; the first line, a title, is skipped)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .analyze import summary_lines
 
     data, ref = result["curves"]["data"], result["curves"]["reference"]
     stats, summary = result["statistics"], result["summary"]
@@ -112,7 +111,7 @@ def write_sheet(path: str | os.PathLike, result: dict[str, Any], samples: np.nda
 
     ax = fig.add_subplot(grid[1, 2])
     ax.set_axis_off()
-    text = "\n".join(line.strip() for line in summary_lines(result)[1:]).replace("   ", "\n")
+    text = "\n".join(line.strip() for line in lines[1:]).replace("   ", "\n")
     ax.text(0.0, 1.0, text, va="top", ha="left", family="monospace", fontsize=10, transform=ax.transAxes)
     ax.set_title("numbers (see analysis.json)")
 

@@ -27,6 +27,7 @@ structured) records ``format``, ``format_version``, ``arch``, ``arch_kwargs``,
 encoder was trained with), ``noisevision_version``, ``torch_version``,
 ``source`` and the run's training ``config``.
 
+>>> from noisevision.train.export import export, load_exported, build_backbone
 >>> export(run="runs/dl", out="dl_resnet18.safetensors")                 # doctest: +SKIP
 >>> state, meta = load_exported("dl_resnet18.safetensors")                # doctest: +SKIP
 >>> backbone = build_backbone("dl_resnet18.safetensors")                  # doctest: +SKIP
@@ -35,17 +36,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from .._version import __version__
+from ..configflags import make_config
+from ..data.atomic import atomic_path
 from ..errors import UserError
-from .base import Encoder
-from .checkpoint import RUN_DIR_FILE, _plain, load_encoder
-from .resnet import ResNet
-from .smallalexnet import SmallAlexNet
+from ..eval.features import normalization_for
+from ..models import Encoder, ResNet, SmallAlexNet, create_encoder
+from ..models.checkpoint import RUN_DIR_FILE, _plain, load_encoder
 
 FORMAT = "noisevision-backbone"
 FORMAT_VERSION = 1
@@ -110,20 +116,21 @@ def naming_for(encoder: Encoder) -> Naming:
 class ExportConfig:
     """``noisevision export``: which run to export and where to (flags have the same names)."""
 
-    run: str = field(metadata={"help": "a pretrain run directory (holding encoder.pt) or an encoder.pt file",
-                               "positional": True})
-    out: str = field(metadata={"help": "the .safetensors file to write (replaced atomically if it exists)",
-                               "flags": ("--out", "-o"), "metavar": "FILE.safetensors"})
+    run: str = field(default="", metadata={
+        "help": "a pretrain run directory (holding encoder.pt) or an encoder.pt file", "positional": True,
+        "required": True})
+    out: str = field(default="", metadata={
+        "help": "the .safetensors file to write (replaced atomically if it exists)", "flags": ("--out", "-o"),
+        "metavar": "FILE.safetensors", "required": True})
 
     def __post_init__(self) -> None:
         for name in ("run", "out"):
-            value = getattr(self, name)
-            if isinstance(value, os.PathLike):
-                object.__setattr__(self, name, os.fspath(value))
-            elif not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty path, got {value!r}")
-        if Path(self.out).suffix != SUFFIX:
-            raise ValueError(f"--out must name a {SUFFIX} file, got {self.out!r}")
+            if isinstance(getattr(self, name), os.PathLike):  # pathlib paths are welcome from Python
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        if not isinstance(self.run, str) or not self.run:
+            raise ValueError("name the run to export: a pretrain run directory or its encoder.pt")
+        if not isinstance(self.out, str) or Path(self.out).suffix != SUFFIX:
+            raise ValueError(f"out must name a {SUFFIX} file, got {self.out!r}")
 
 
 def backbone_state_dict(encoder: Encoder) -> tuple[dict[str, torch.Tensor], Naming]:
@@ -169,9 +176,9 @@ def _open_run(run: str) -> tuple[Encoder, dict, Path]:
     return encoder, meta, path
 
 
-def export(config: ExportConfig | None = None, /, **fields: Any) -> dict[str, Any]:
-    """Write the backbone of a run as ``config.out`` (see the module docstring); ``fields`` are
-    :class:`ExportConfig` fields.
+def export(config: ExportConfig | Mapping[str, Any] | None = None, /, **fields: Any) -> dict[str, Any]:
+    """Write the backbone of a run as ``config.out`` (see the module docstring); ``config`` is an
+    :class:`ExportConfig` or a mapping of its fields, ``fields`` override it.
 
     Returns:
         ``{"path", "tensors", "parameters", "metadata"}`` describing the written file.
@@ -179,14 +186,7 @@ def export(config: ExportConfig | None = None, /, **fields: Any) -> dict[str, An
         UserError: a path that is not a run or encoder.pt, an unreadable checkpoint, an
             architecture without a naming scheme, or an unwritable ``out``.
     """
-    from safetensors.torch import save_file
-
-    from .. import __version__
-    from ..configflags import build
-    from ..data.atomic import atomic_path
-    from ..eval.features import normalization_for
-
-    cfg: ExportConfig = build(ExportConfig, config, fields, "export")
+    cfg = make_config(ExportConfig, config, fields, "export")
     out = Path(cfg.out).expanduser()
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; name a {SUFFIX} file")
@@ -227,8 +227,6 @@ def load_exported(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dic
         UserError: missing file, not a safetensors file (or a truncated one), not a
             noisevision backbone, or a newer format version.
     """
-    from safetensors import safe_open
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"exported backbone {path} not found")
@@ -256,8 +254,6 @@ def build_backbone(path: str | os.PathLike) -> Encoder:
     Raises:
         UserError: see :func:`load_exported`, plus unknown naming or weights that do not fit.
     """
-    from . import create_encoder
-
     state, metadata = load_exported(path)
     naming = NAMINGS.get(metadata.get("naming", ""))
     if naming is None:

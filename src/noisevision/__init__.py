@@ -1,7 +1,8 @@
 """noisevision: train vision models without real images.
 
 Generate synthetic datasets from procedural noise, pretrain encoders on them
-with contrastive learning, and probe them on real labelled images. Four verbs,
+with contrastive learning, and probe them on real labelled images. Four verbs
+(and ``export``, ``analyze`` around them),
 each ``verb(config=None, /, **fields)`` over a frozen, validated config
 (a dataclass instance, a mapping or a YAML file; keyword fields on top):
 
@@ -35,6 +36,10 @@ _LAZY = {
     "ProbeConfig": "noisevision.eval.probe",
     "compare": "noisevision.comparison.suite",
     "CompareConfig": "noisevision.comparison.suite",
+    "export": "noisevision.train.export",
+    "ExportConfig": "noisevision.train.export",
+    "analyze": "noisevision.eval.analyze",
+    "AnalyzeConfig": "noisevision.eval.analyze",
 }
 
 

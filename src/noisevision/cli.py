@@ -20,12 +20,14 @@ from .comparison.suite import CompareConfig, compare
 from .data.manifest import read_manifest
 from .data.writer import GenerateConfig, generate, verify_dataset
 from .errors import UserError
+from .eval.analyze import AnalyzeConfig, analyze, summary_lines
 from .eval.probe import ProbeConfig, probe, summary_table
 from .generators import dynamic_prefixes, get_spec, list_generators, parse_param_overrides
 from .generators.base import params_to_dict
 from .parsing import load_yaml, make_config, parse_kv
 from .preview import preview, preview_all
 from .train.config import PretrainConfig, build_config
+from .train.export import ExportConfig, export
 from .train.loop import pretrain, summary_line
 
 # ------------------------------------------------------------------ flags from config dataclasses
@@ -290,6 +292,45 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ export / analyze (flags built from their configs)
+
+
+def _add_export_analyze_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write a run's backbone as .safetensors (torchvision key names for ResNets)",
+        description="Export the backbone of a pretrain run (no projection head) as one .safetensors file; "
+        "ResNets use torchvision's key names, so torchvision/timm models load it with strict=False.",
+    )
+    add_config_flags(p, ExportConfig)
+
+    def run_export(args: argparse.Namespace) -> int:
+        result = export(config_values(args, ExportConfig, "export"))
+        meta = result["metadata"]
+        print(f"wrote {result['path']}: {meta['arch']} backbone, {result['tensors']} tensors, "
+              f"{result['parameters']:,} parameters, naming {meta['naming']}")
+        print(f"  {meta['compatibility_note']}")
+        return 0
+
+    p.set_defaults(func=run_export)
+
+    p = sub.add_parser(
+        "analyze", help="measure a dataset: spectrum, colour, orientation, sparsity, diversity, FID/KID",
+        description="Image statistics of a dataset (a seeded subset) and, with --reference, its Fréchet "
+        "distance and KID to real images; writes JSON and a picture sheet.",
+    )
+    add_config_flags(p, AnalyzeConfig)
+
+    def run_analyze(args: argparse.Namespace) -> int:
+        result = analyze(config_values(args, AnalyzeConfig, "analyze"))
+        print("\n".join(summary_lines(result)))
+        for key in ("json", "sheet"):
+            if key in result:
+                print(f"wrote {result[key]}")
+        return 0
+
+    p.set_defaults(func=run_analyze)
+
+
 # ------------------------------------------------------------------ main
 
 # Old subcommand names, accepted for one release with a note on stderr.
@@ -308,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain_parser(sub)
     _add_probe_parser(sub)
     _add_compare_parser(sub)
+    _add_export_analyze_parsers(sub)
     return parser
 
 

@@ -16,7 +16,7 @@ from noisevision.parsing import parse_kv, parse_value
 from noisevision.train.config import build_config
 
 VERBS = {"generate": "GenerateConfig", "pretrain": "PretrainConfig", "probe": "ProbeConfig",
-         "compare": "CompareConfig"}
+         "compare": "CompareConfig", "sweep": "SweepConfig"}
 
 
 @pytest.mark.parametrize("verb", VERBS)

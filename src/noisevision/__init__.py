@@ -2,7 +2,7 @@
 
 Generate synthetic datasets from procedural noise, pretrain encoders on them
 with contrastive learning, and probe them on real labelled images. Four verbs
-(and ``export``, ``analyze`` around them),
+(and ``export``, ``analyze``, ``sweep`` around them),
 each ``verb(config=None, /, **fields)`` over a frozen, validated config
 (a dataclass instance, a mapping or a YAML file; keyword fields on top):
 
@@ -36,6 +36,8 @@ _LAZY = {
     "ProbeConfig": "noisevision.eval.probe",
     "compare": "noisevision.comparison.suite",
     "CompareConfig": "noisevision.comparison.suite",
+    "sweep": "noisevision.comparison.sweep",
+    "SweepConfig": "noisevision.comparison.sweep",
     "export": "noisevision.train.export",
     "ExportConfig": "noisevision.train.export",
     "analyze": "noisevision.eval.analyze",

@@ -13,10 +13,12 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ._version import __version__
 from .comparison.suite import CompareConfig, compare
+from .comparison.sweep import SweepConfig, sweep
 from .data.manifest import read_manifest
 from .data.writer import GenerateConfig, generate, verify_dataset
 from .errors import UserError
@@ -39,7 +41,8 @@ def add_config_flags(p: argparse.ArgumentParser, cls: type) -> None:
     Field metadata: ``help``; ``choices`` / ``names`` (a sequence or a registry's
     ``list_*`` function): the allowed / known values, listed in the help;
     ``flags`` renames the flag (aliases after the first); ``positional`` makes it
-    an optional positional argument; ``append`` makes it repeatable. Every
+    an optional positional argument; ``append`` makes it repeatable; ``nargs`` takes several values after
+    one flag (``--values 1 2 3``). Every
     default is None ("not given"), so YAML values survive unless a flag is passed.
     """
     p.add_argument("--config", dest="config_file", metavar="FILE.yaml",
@@ -63,6 +66,9 @@ def add_config_flags(p: argparse.ArgumentParser, cls: type) -> None:
             p.add_argument(*flags, dest=f.name, action="append", metavar="KEY=VALUE", default=None, help=help_)
         elif kind.startswith("dict"):
             p.add_argument(*flags, dest=f.name, nargs="+", metavar="KEY=VALUE", default=None, help=help_)
+        elif meta.get("nargs"):
+            p.add_argument(*flags, dest=f.name, nargs=meta["nargs"], default=None,
+                           metavar=meta.get("metavar", f.name.upper()), help=help_)
         elif meta.get("append"):
             p.add_argument(*flags, dest=f.name, action="append", default=None,
                            metavar=meta.get("metavar", f.name.upper()), help=help_)
@@ -292,6 +298,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="sweep one generator parameter (or the image count) through the comparison's pipeline",
+        description="Generate, pretrain and probe the generator once per value of one parameter (cached and "
+        "resumable like compare); writes sweep.json, sweep.md and accuracy-against-value plots.",
+    )
+    add_config_flags(p, SweepConfig)
+
+    def run(args: argparse.Namespace) -> int:
+        result = sweep(config_values(args, SweepConfig, "sweep"))
+        out = result["config"]["out"]
+        print(Path(out, "sweep.md").read_text())
+        print(f"table, plots and sweep.json in {out}/")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # ------------------------------------------------------------------ export / analyze (flags built from their configs)
 
 
@@ -349,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain_parser(sub)
     _add_probe_parser(sub)
     _add_compare_parser(sub)
+    _add_sweep_parser(sub)
     _add_export_analyze_parsers(sub)
     return parser
 

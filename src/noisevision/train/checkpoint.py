@@ -6,6 +6,7 @@ Layout of ``RUN_DIR``::
     encoder.pt       the final encoder (noisevision.models.save_encoder format)
     metrics.jsonl    one JSON line per logged step
     summary.json     the run summary, written when training ends
+    curves.png       loss and monitor kNN top-1 against the step (with ``--monitor``), written at the end
     tb/              TensorBoard events (when tensorboard imports)
 
 Checkpoints hold only plain types and tensors, so they load with
@@ -34,7 +35,7 @@ class RunDir:
 
     # What a run directory may hold besides hidden temporaries; the bench suite keeps its timings there too.
     OWNED = frozenset({"config.yaml", "checkpoint.pt", "encoder.pt", "metrics.jsonl", "summary.json", "tb",
-                       "suite_timings.json"})
+                       "curves.png", "suite_timings.json"})
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -44,6 +45,7 @@ class RunDir:
         self.metrics = self.root / "metrics.jsonl"
         self.summary = self.root / "summary.json"
         self.tensorboard = self.root / "tb"
+        self.curves = self.root / "curves.png"
 
     def is_run(self) -> bool:
         """Whether the folder holds a run (its config or a checkpoint)."""
@@ -59,7 +61,7 @@ class RunDir:
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete temporaries that a kill during an atomic write left (``.checkpoint.pt.<random>.tmp``...)."""
         removed = []
-        for path in (self.config, self.checkpoint, self.encoder, self.metrics, self.summary):
+        for path in (self.config, self.checkpoint, self.encoder, self.metrics, self.summary, self.curves):
             for tmp in self.root.glob(f".{path.name}.*.tmp"):
                 if tmp.is_file():
                     tmp.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..augment import list_aug_presets
+from ..data.roots import list_datasets
 from ..methods import list_methods
 from ..models import list_encoders
 from ..parsing import load_yaml, parse_kv, resolve_params
@@ -30,7 +31,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # The paper's small-scale milestones (155, 170, 185 of 200 epochs), as fractions of the run.
 PAPER_MILESTONE_FRACTIONS = (155 / 200, 170 / 200, 185 / 200)
 # Fields that may change when a run is resumed (they do not change what is computed).
-RESUME_FREE_FIELDS = frozenset({"out", "resume", "workers", "device", "log_every", "save_every", "compile", "progress"})
+RESUME_FREE_FIELDS = frozenset({"out", "resume", "workers", "device", "log_every", "save_every", "compile", "progress",
+                                "monitor", "monitor_every", "monitor_images", "monitor_test_images"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class PretrainConfig:
         out, resume: run directory, and whether to continue the run in it.
         log_every, save_every: steps between metric lines / mid-epoch checkpoints (0 = never).
         progress: show a progress bar (None: when stderr is a terminal).
+        monitor: a labelled dataset (as the probe takes) for the live kNN monitor (None: no monitor);
+            see :mod:`noisevision.train.monitor`.
+        monitor_every, monitor_images, monitor_test_images: steps between evaluations (and one at the end),
+            and the sizes of its fixed reference and test subsets.
     """
     data: str = field(
         default="", metadata={"help": 'training images: ImageFolder DIR, packed FILE.npy (or DIR with images.npy), or gen:<generator>'})
@@ -121,6 +127,17 @@ class PretrainConfig:
         default=100, metadata={"help": 'steps between mid-epoch checkpoints, 0 = only at epoch ends (default 100)'})
     progress: bool | None = field(
         default=None, metadata={"help": 'show a progress bar (default: when stderr is a terminal)'})
+    monitor: str | None = field(default=None, metadata={
+        "help": "live kNN monitor: evaluate kNN top-1 of the probe layer on a small fixed labelled subset of this "
+                "dataset (named datasets are found under $NOISEVISION_DATA); logged to metrics.jsonl, TensorBoard, "
+                "the progress bar and curves.png; training is unchanged by it", "names": list_datasets})
+    monitor_every: int = field(default=200, metadata={
+        "help": "steps between monitor evaluations, plus one at the end (default 200)"})
+    monitor_images: int = field(default=2000, metadata={
+        "help": "labelled reference images of the monitor's kNN, a seeded stratified subset of the train split "
+                "(default 2000)"})
+    monitor_test_images: int = field(default=1000, metadata={
+        "help": "test images the monitor classifies, a seeded stratified subset of the test split (default 1000)"})
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
@@ -132,7 +149,7 @@ class PretrainConfig:
             if not _all_finite(value):
                 what = "be a finite number" if isinstance(value, float) else "hold finite numbers only"
                 raise ValueError(f"{f.name} must {what}, got {value!r}")
-        for name in ("epochs", "batch_size", "lr", "lr_gamma"):
+        for name in ("epochs", "batch_size", "lr", "lr_gamma", "monitor_every", "monitor_images", "monitor_test_images"):
             positive(name)
         for name in ("num_images", "image_size", "crop_size", "lr_reference_batch"):
             if getattr(self, name) is not None:

@@ -14,6 +14,12 @@ process takes its slice of every global batch, the method is wrapped in
 DistributedDataParallel, BatchNorm statistics are synchronised over the global
 batch (``sync_bn``; on CPU with :class:`~noisevision.train.syncbn.AllReduceBatchNorm`),
 and only rank 0 writes files, logs and the progress bar.
+
+Monitor (``--monitor DATASET``): every ``monitor_every`` steps and at the end,
+rank 0 evaluates kNN top-1 on a fixed labelled subset
+(:class:`~noisevision.train.monitor.KnnMonitor`) while the other ranks wait at
+a barrier; the evaluation leaves weights, BatchNorm statistics, random streams
+and train/eval flags as they were, so it does not change the run's result.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from ..data.sources import GEN_PREFIX, ImageSource, open_source
 from ..data.stream import EpochBatches, batch_loader, default_workers
 from ..distributed import DistInfo, barrier, cleanup, init_distributed
 from ..errors import UserError
+from ..eval.features import normalization_for
 from ..fileio import prepare_output_dir, write_json
 from ..methods import METHODS, create_method
 from ..models import create_encoder, save_encoder
@@ -44,6 +51,7 @@ from ..parsing import make_config
 from ..rng import torch_generator, torch_seed
 from .checkpoint import RunDir, load_checkpoint, restore_rng_states, save_checkpoint
 from .config import PretrainConfig, build_config, lr_at
+from .monitor import KnnMonitor, write_curves
 from .syncbn import convert_to_global_batchnorm
 
 
@@ -129,6 +137,8 @@ class _Trainer:
         self.source = self._open_source()
         if self.needs_labels:
             self.config = config = self._with_num_classes(self.config)
+        self.monitor, self.monitor_setup_s = self._build_monitor()  # before anything is written: a bad --monitor fails clean
+        self.monitor_s, self.monitor_knn = 0.0, None
         self.dataset = EpochBatches(self.source, config.batch_size, info.rank, info.world_size, labels=self.needs_labels)
         self.steps_per_epoch = self.dataset.steps_per_epoch
         self.total_steps = config.epochs * self.steps_per_epoch
@@ -309,6 +319,17 @@ class _Trainer:
             self.run_dir.trim_metrics(state["step"])
         return int(state["step"])
 
+    def _build_monitor(self) -> tuple[KnnMonitor | None, float]:
+        """The kNN monitor's fixed subset (rank 0 only: it alone evaluates) and the seconds it took to load."""
+        c = self.config
+        if not c.monitor or not self.info.is_main:
+            return None, 0.0
+        start = time.perf_counter()
+        _, mean, std = normalization_for({"config": c.to_dict()})
+        monitor = KnnMonitor(c.monitor, c.crop_size, mean, std, train_images=c.monitor_images,
+                             test_images=c.monitor_test_images, seed=c.seed, progress=bool(c.progress))
+        return monitor, time.perf_counter() - start
+
     def _wrap(self, method: torch.nn.Module) -> torch.nn.Module:
         model = method
         if self.info.world_size > 1:
@@ -378,6 +399,24 @@ class _Trainer:
             self.method.on_train_step_end()
         return out
 
+    def _monitor_due(self, done: int) -> bool:
+        c = self.config
+        return bool(c.monitor) and (done % c.monitor_every == 0 or done == self.total_steps)
+
+    def _run_monitor(self) -> tuple[float | None, float]:
+        """Evaluate the monitor (rank 0; the others wait at the barrier); (kNN top-1, seconds) on rank 0."""
+        if self.monitor is None:
+            barrier()
+            return None, 0.0
+        start = time.perf_counter()
+        knn = self.monitor.evaluate(self.method.encoder, device=self.device, dtype=self.param_dtype,
+                                    amp_dtype=self.amp_dtype, channels_last=self.channels_last)
+        seconds = time.perf_counter() - start
+        barrier()
+        self.monitor_s += seconds
+        self.monitor_knn = knn
+        return knn, seconds
+
     def _save(self, step: int) -> None:
         if self.info.is_main:
             save_checkpoint(
@@ -417,7 +456,9 @@ class _Trainer:
                 out = self._train_step(step, images, *labels)
                 done = step + 1
                 bar.update(1)
-                if main and (done % max(c.log_every, 1) == 0 or done == self.total_steps):
+                monitor_due = self._monitor_due(done)  # the same on every rank: all of them meet at its barrier
+                log_due = main and (done % max(c.log_every, 1) == 0 or done == self.total_steps or monitor_due)
+                if log_due:
                     now = time.perf_counter()
                     images_per_s = (done - last_step) * c.batch_size / max(now - last_time, 1e-9)
                     last_time, last_step = now, done
@@ -425,17 +466,25 @@ class _Trainer:
                     loss_value = terms["loss"]
                     row = {"step": done, "epoch": round(done / self.steps_per_epoch, 4), **terms,
                            "lr": lr_at(c, step, self.steps_per_epoch), "images_per_s": round(images_per_s, 1)}
-                    if c.log_every:
+                if monitor_due:
+                    knn, seconds = self._run_monitor()
+                    if main:
+                        row.update(monitor_knn_top1=round(knn, 2), monitor_seconds=round(seconds, 3))
+                        last_time = time.perf_counter()  # images/s measures training, not the monitor
+                if log_due:
+                    if c.log_every or monitor_due:
                         self.run_dir.append_metrics(row)
                         if writer is not None:
                             for key, value in row.items():
                                 if key not in ("step", "epoch"):
                                     writer.add_scalar(f"pretrain/{key}", value, done)
-                    bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images_per_s:.0f}")
+                    knn_shown = {} if self.monitor_knn is None else {"knn": f"{self.monitor_knn:.1f}"}
+                    bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images_per_s:.0f}", **knn_shown)
                 end_of_epoch = done % self.steps_per_epoch == 0
                 if main and end_of_epoch and bar.disable:  # no bar (not a terminal): one line per epoch
+                    knn_line = "" if self.monitor_knn is None else f", monitor kNN {self.monitor_knn:.1f}%"
                     print(f"epoch {done // self.steps_per_epoch}/{c.epochs}: step {done}, loss {loss_value:.4f}, "
-                          f"{images_per_s:.0f} img/s", file=sys.stderr, flush=True)
+                          f"{images_per_s:.0f} img/s{knn_line}", file=sys.stderr, flush=True)
                 if end_of_epoch or (c.save_every and done % c.save_every == 0):
                     self._save(done)
         finally:
@@ -466,10 +515,19 @@ class _Trainer:
             "device": str(self.device),
             "precision": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "fp32",
         }
+        if self.monitor is not None:
+            summary.update(
+                monitor=self.monitor.describe(), monitor_layer=self.method.encoder.default_probe_layer,
+                monitor_knn_top1=None if self.monitor_knn is None else round(self.monitor_knn, 2),
+                monitor_seconds=round(self.monitor_s, 2), monitor_setup_seconds=round(self.monitor_setup_s, 2),
+                monitor_fraction=round(self.monitor_s / wall_s, 4) if wall_s > 0 else None)
         if self.info.is_main:
             meta = {"method": c.method, "method_kwargs": c.method_kwargs, "data": c.data, "epochs": c.epochs,
                     "steps": steps, "final_loss": loss_value, "config": c.to_dict()}
             save_encoder(self.run_dir.encoder, self.method.encoder, meta=meta)
+            if self.monitor is not None:
+                write_curves(self.run_dir.metrics, self.run_dir.curves,
+                             f"{c.arch} / {c.method}: monitor kNN top-1 on {self.monitor.describe()}")
             write_json(self.run_dir.summary, summary)
         return summary
 

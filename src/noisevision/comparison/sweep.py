@@ -1,0 +1,291 @@
+"""``noisevision sweep``: one generator parameter (or the number of images) over a list of values.
+
+Each value becomes one entry of the comparison suite (:mod:`noisevision.comparison.suite`):
+the generator with that parameter set (``Entry.generator_params``), or with that many
+images (the profile's ``generator_num_images``, so every value trains for about the
+same number of steps, as the suite's entries do). Generation, pretraining and probing
+therefore run through the suite's cached pipeline: a re-run skips finished values and
+resumes an interrupted one, and an ``--out`` shared with a ``compare`` run reuses its
+work where the settings agree. ``include_default`` adds the generator as the profile
+runs it (its default random range) as a reference point.
+
+Outputs in ``out``::
+    sweep.json               the config, the points and one row per value and dataset
+    sweep.md                 a table per dataset
+    sweep_<dataset>.png      accuracy against the value (the default as a dashed line)
+    entries/ runs/ data/     the suite's cache
+
+>>> sweep(profile="cpu", generator="stat/spectrum", param="exponent_range",          # doctest: +SKIP
+...       values=["1,1", "2,2", "3,3"], include_default=True, out="results/sweep-spectrum")
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.roots import list_datasets
+from ..errors import UserError
+from ..fileio import atomic_path, atomic_write_text, prepare_output_dir, write_json
+from ..generators import dynamic_prefixes, fast_overrides, get_spec, list_generators
+from ..parsing import coerce, load_yaml, make_config, resolve_params
+from .paper import PAPER_ROWS
+from .report import markdown_table
+from .suite import Entry, EvalDataset, Profile, SuiteRun, check_datasets, get_profile, list_profiles, parse_datasets
+
+NUM_IMAGES = "num_images"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep (``noisevision sweep`` has a flag per field, named like it)."""
+
+    profile: str = field(default="quick", metadata={
+        "help": "the budget: a profile of configs/compare/ or a profile FILE.yaml (default quick)",
+        "names": list_profiles})
+    generator: str = field(default="", metadata={
+        "help": "the generator whose parameter is swept", "names": list_generators, "required": True})
+    param: str = field(default="", metadata={
+        "help": f"the generator parameter to sweep (see `noisevision list -v`), or {NUM_IMAGES}", "required": True})
+    values: tuple[Any, ...] = field(default=(), metadata={
+        "help": "the values, space-separated; a range parameter takes LOW,HIGH (e.g. 2,2 fixes it)",
+        "nargs": "+", "metavar": "VALUE", "required": True})
+    datasets: str = field(default="cifar10", metadata={
+        "help": "comma-separated evaluation datasets (default cifar10)", "names": list_datasets})
+    include_default: bool = field(default=False, metadata={
+        "help": "also run the generator as the profile runs it (its default range / image count) as a reference"})
+    out: str | None = field(default=None, metadata={
+        "help": "output directory (default results/sweep-<profile>-<generator>-<param>/)"})
+    data_root: str | None = field(default=None, metadata={"help": "real datasets (default $NOISEVISION_DATA)"})
+    seed: int = field(default=0, metadata={"help": "root seed of every run (default 0)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (default auto)"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+    def __post_init__(self) -> None:
+        if not self.generator:
+            raise ValueError("pass --generator (see `noisevision list`)")
+        if not self.param:
+            raise ValueError(f"pass --param (a parameter of {self.generator}, or {NUM_IMAGES})")
+        values = (self.values,) if isinstance(self.values, (str, int, float)) else tuple(self.values)
+        values = tuple(_value_text(v) for v in values)
+        if not values or any(not v for v in values):
+            raise ValueError("pass --values (one or more, space-separated)")
+        duplicate = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if duplicate is not None:
+            raise ValueError(f"value {duplicate!r} is given twice in --values")
+        object.__setattr__(self, "values", values)
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
+
+    @property
+    def out_dir(self) -> Path:
+        if self.out:
+            return Path(self.out)
+        slug = self.generator.replace("/", "-").replace(":", "-").replace("+", "-")
+        return Path("results") / f"sweep-{get_profile(self.profile).name}-{slug}-{self.param}"
+
+
+def _value_text(value: Any) -> str:
+    """One value as the text the CLI takes: ``(2, 2)`` -> ``"2,2"``, ``2.0`` -> ``"2"``."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(_value_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).strip()
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One value of the sweep: its label, its position on the plot's axis (None: not a number), and what
+    it changes (generator parameters, or the number of images)."""
+
+    label: str
+    x: float | None
+    params: dict[str, Any] = field(default_factory=dict)
+    num_images: int | None = None
+    default: bool = False
+
+
+def _position(value: Any) -> float | None:
+    """The value as a number on the plot's axis: a number, or a range whose ends are equal; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value) \
+            and len(set(value)) == 1:
+        return float(value[0])
+    return None
+
+
+def sweep_points(profile: Profile, generator: str, param: str, values: Sequence[str],
+                 include_default: bool = False) -> list[SweepPoint]:
+    """The points of a sweep, each value parsed and checked against the generator's parameters.
+
+    Raises:
+        UserError: unknown generator or parameter (with a did-you-mean), a value of the wrong type or
+            out of its range, an image count smaller than the profile's batch, or a generator that needs
+            a setting a sweep does not give it.
+    """
+    if any(generator.startswith(prefix) for prefix in dynamic_prefixes()):
+        raise UserError(f"sweep takes a registered generator (see `noisevision list`), not the combinator {generator!r}")
+    spec = get_spec(generator)
+    base = fast_overrides(generator) if profile.fast_generators else {}
+    points = []
+    if param == NUM_IMAGES:
+        default_n = profile.generator_num_images.get(generator, profile.num_images)
+        for text in values:
+            try:
+                n = coerce(text, int, NUM_IMAGES)
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"sweep: bad value {text!r} for {NUM_IMAGES}: {exc}") from None
+            if n < profile.batch_size:
+                raise UserError(f"sweep: {NUM_IMAGES} {n} is smaller than the profile's batch of {profile.batch_size}; "
+                                f"use at least {profile.batch_size} images")
+            points.append(SweepPoint(str(n), float(n), num_images=n, default=include_default and n == default_n))
+        if include_default and not any(p.default for p in points):
+            points.append(SweepPoint(f"default ({default_n})", float(default_n), num_images=default_n, default=True))
+        _check_required(spec, resolve_params(spec.params_cls, spec.defaults, base, generator), generator)
+        return points
+    for text in values:
+        params = resolve_params(spec.params_cls, spec.defaults, {**base, param: text}, f"sweep of {generator}")
+        _check_required(spec, params, generator)
+        value = getattr(params, param)
+        points.append(SweepPoint(_value_text(value), _position(value), params={param: value}))
+    if include_default:
+        value = getattr(resolve_params(spec.params_cls, spec.defaults, base, generator), param)
+        points.append(SweepPoint(f"default ({_value_text(value)})", None, default=True))
+    return points
+
+
+def _check_required(spec: Any, params: Any, generator: str) -> None:
+    missing = [r for r in spec.required if getattr(params, r) in (None, "")]
+    if missing:
+        raise UserError(f"{generator} needs {', '.join(missing)}, which a sweep does not set; sweep another "
+                        "generator, or run it with `noisevision compare`")
+
+
+def sweep_entry(generator: str, point: SweepPoint) -> Entry:
+    """The suite entry of one point (the generator's paper family when it is one of the paper's)."""
+    row = PAPER_ROWS.get(generator)
+    family = row.group if row is not None else get_spec(generator).family
+    return Entry(generator, family, generator_params=dict(point.params))
+
+
+def point_profile(profile: Profile, generator: str, point: SweepPoint) -> Profile:
+    """The profile a point runs under: the given one, or with the generator's image count set to the point's."""
+    if point.num_images is None:
+        return profile
+    return dataclasses.replace(profile, generator_num_images={**profile.generator_num_images,
+                                                              generator: point.num_images})
+
+
+def sweep(config: SweepConfig | Mapping[str, Any] | str | os.PathLike | None = None, /,
+          **fields: Any) -> dict[str, Any]:
+    """Run (or resume) a sweep; write sweep.json, sweep.md and one plot per dataset into ``out``.
+
+    ``config`` is a :class:`SweepConfig`, a mapping or a YAML file of its fields; ``fields``
+    override it. ``values`` is a sequence (a string is split at spaces). Returns the contents
+    of sweep.json.
+
+    Raises:
+        UserError: unknown profile, generator, parameter or dataset, a bad value, or an ``out`` that
+            is a file or cannot be written.
+    """
+    if isinstance(config, (str, os.PathLike)):
+        config = load_yaml(config)
+    if isinstance(config, Mapping):
+        fields, config = {**config, **fields}, None
+    if isinstance(fields.get("values"), str):
+        fields["values"] = fields["values"].split()
+    cfg = make_config(SweepConfig, config, fields, "sweep")
+    profile = get_profile(cfg.profile)
+    points = sweep_points(profile, cfg.generator, cfg.param, cfg.values, cfg.include_default)
+    datasets = parse_datasets(cfg.datasets)
+    check_datasets(datasets, cfg.data_root)  # a bad --datasets fails now, not after the first value's work
+    out = cfg.out_dir
+    prepare_output_dir(out)
+    rows = []
+    for point in points:
+        run = SuiteRun(point_profile(profile, cfg.generator, point), out, data_root=cfg.data_root, seed=cfg.seed,
+                       device=cfg.device, progress=cfg.progress)
+        for row in run.run_entry(sweep_entry(cfg.generator, point), datasets, cfg.seed):
+            rows.append({**row, "param": cfg.param, "value": point.label, "x": point.x, "default": point.default})
+    resolved = {**dataclasses.asdict(cfg), "values": list(cfg.values), "out": str(out)}
+    result = {"config": resolved, "profile": profile.name, "generator": cfg.generator, "param": cfg.param,
+              "datasets": [d.name for d in datasets],
+              "points": [{"label": p.label, "x": p.x, "default": p.default, "params": p.params,
+                          "num_images": p.num_images} for p in points],
+              "rows": rows}
+    write_json(out / "sweep.json", result)
+    atomic_write_text(out / "sweep.md", sweep_markdown(result))
+    for ds in datasets:
+        plot_sweep(result, ds, out / f"sweep_{ds.slug}.png")
+    return result
+
+
+# ------------------------------------------------------------------ report
+
+
+def _rows_of(result: Mapping[str, Any], dataset: str) -> list[dict[str, Any]]:
+    return [r for r in result["rows"] if r["dataset"] == dataset]
+
+
+def sweep_markdown(result: Mapping[str, Any]) -> str:
+    """The sweep's tables, one per dataset."""
+    lines = [f"# Sweep of {result['generator']}: {result['param']} ({result['profile']} profile)", ""]
+    for dataset in result["datasets"]:
+        rows = _rows_of(result, dataset)
+        best = max((r for r in rows if r.get("top1") is not None), key=lambda r: r["top1"], default=None)
+        lines += [f"## {dataset}", "",
+                  markdown_table(rows, ["value", "top1", "top5", "knn", "pretrain_seconds"],
+                                 [result["param"], "linear top-1 (%)", "top-5 (%)", "kNN top-1 (%)", "pretrain (s)"])]
+        if best is not None:
+            lines += [f"Best: {result['param']} = {best['value']} ({best['top1']:.1f}% linear top-1).", ""]
+    return "\n".join(lines)
+
+
+def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> None:
+    """Linear-probe and kNN top-1 against the value; the default, if run, as dashed lines.
+
+    Values that are all numbers (a range with equal ends counts as its number) share a numeric axis
+    (logarithmic for image counts spanning 10x or more); otherwise each value is one tick.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _rows_of(result, dataset.name)
+    swept = [r for r in rows if not r["default"] or result["param"] == NUM_IMAGES]
+    numeric = all(r["x"] is not None for r in swept)
+    if numeric:
+        swept.sort(key=lambda r: r["x"])
+        xs = [r["x"] for r in swept]
+    else:
+        swept = rows  # the default is one more tick
+        xs = list(range(len(swept)))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for key, label, color in (("top1", "linear probe top-1", "tab:blue"), ("knn", "kNN top-1", "tab:orange")):
+        ys = [r.get(key) if r.get(key) is not None else math.nan for r in swept]
+        ax.plot(xs, ys, marker="o", color=color, label=label)
+        default = next((r for r in rows if r["default"]), None)
+        if numeric and default is not None and result["param"] != NUM_IMAGES and default.get(key) is not None:
+            ax.axhline(default[key], color=color, ls="--", lw=1, label=f"{label}, {default['value']}")
+    if numeric and result["param"] == NUM_IMAGES and xs and max(xs) >= 10 * min(xs):
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(xs, [r["value"] for r in swept], rotation=30, ha="right")
+    ax.set_xlabel(result["param"])
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"{result['generator']} on {dataset.name} ({result['profile']} profile)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

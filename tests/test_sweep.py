@@ -1,0 +1,131 @@
+"""``noisevision sweep``: values parsed against the generator, one cached suite entry per value, end to end."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from noisevision.cli import main
+from noisevision.comparison.suite import SuiteRun, get_profile, parse_datasets, select_entries
+from noisevision.comparison.sweep import SweepConfig, point_profile, sweep, sweep_entry, sweep_points
+from noisevision.generators import create_generator
+from noisevision.parsing import make_config
+
+
+def test_values_become_typed_generator_parameters() -> None:
+    quick = get_profile("quick")
+    points = sweep_points(quick, "stat/spectrum", "exponent_range", ["1,1", "2.5,2.5", "1,3"], include_default=True)
+    assert [p.label for p in points] == ["1,1", "2.5,2.5", "1,3", "default (0.5,3.5)"]
+    assert [p.x for p in points] == [1.0, 2.5, None, None]  # a range with equal ends sits on a numeric axis
+    assert points[0].params == {"exponent_range": (1.0, 1.0)} and points[-1].params == {} and points[-1].default
+    # spaces in one string, numbers and pairs from the API all read as the CLI's text
+    cfg = make_config(SweepConfig, None, {"generator": "stat/spectrum", "param": "exponent_range",
+                                          "values": ["1,1", (2, 2), 3.0]}, "sweep")
+    assert cfg.values == ("1,1", "2,2", "3")
+
+
+def test_each_value_is_its_own_cached_entry(tmp_path: Path) -> None:
+    quick = get_profile("quick")
+    ds = parse_datasets("cifar10")[0]
+    points = sweep_points(quick, "stat/spectrum", "exponent_range", ["1,1", "2,2"], include_default=True)
+    run = SuiteRun(quick, tmp_path)
+    run_dirs, probes = set(), set()
+    for point in points:
+        entry = sweep_entry("stat/spectrum", point)
+        assert entry.family == "statistical" and entry.kind == "generator"
+        over = run.generator_overrides(entry, 0)
+        assert over.get("exponent_range") == point.params.get("exponent_range")
+        run_dir, cfg = run.run_dir_for(entry, None, 0)
+        run_dirs.add(run_dir)
+        probes.add(run.probe_path(entry, ds, str(run_dir), 0))
+    assert len(run_dirs) == len(probes) == 3
+    # the default point is exactly the suite's own stat/spectrum entry: a shared --out reuses compare's work
+    suite_entry = next(e for e in select_entries(quick) if e.key == "stat/spectrum")
+    assert run.run_dir_for(suite_entry, None, 0)[0] == run.run_dir_for(sweep_entry("stat/spectrum", points[-1]), None, 0)[0]
+
+
+def test_image_counts_keep_the_number_of_steps(tmp_path: Path) -> None:
+    quick = get_profile("quick")  # 2048 images x 2 epochs
+    points = sweep_points(quick, "stat/spectrum", "num_images", ["1024", "4096"], include_default=True)
+    assert [(p.label, p.num_images, p.default) for p in points] == [
+        ("1024", 1024, False), ("4096", 4096, False), ("default (2048)", 2048, True)]
+    configs = []
+    for point in points:
+        run = SuiteRun(point_profile(quick, "stat/spectrum", point), tmp_path)
+        entry = sweep_entry("stat/spectrum", point)
+        assert run.generator_config(entry, 0)["n"] == point.num_images
+        configs.append(run.run_dir_for(entry, None, 0))
+    assert [cfg["epochs"] for _, cfg in configs] == [4, 1, 2]
+    assert len({run_dir for run_dir, _ in configs}) == 3
+    # a count already among the values is marked as the default instead of running twice
+    again = sweep_points(quick, "stat/spectrum", "num_images", ["1024", "2048"], include_default=True)
+    assert [(p.label, p.default) for p in again] == [("1024", False), ("2048", True)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--generator", "stat/spectra", "--param", "exponent_range", "--values", "2,2"], "unknown generator 'stat/spectra' (did you mean: stat/spectrum"),
+    (["--generator", "stat/spectrum", "--param", "exponent", "--values", "2,2"], "has no parameter 'exponent'"),
+    (["--generator", "stat/spectrum", "--param", "exponent_range", "--values", "2,x"], "bad value for exponent_range"),
+    (["--generator", "stat/spectrum", "--param", "exponent_range", "--values", "3,1"], "exponent_range must satisfy"),
+    (["--generator", "stat/spectrum", "--param", "exponent_range", "--values", "2"], "needs 2 comma-separated"),
+    (["--generator", "stat/spectrum", "--param", "exponent_range", "--values", "2,2", "2,2"], "given twice"),
+    (["--generator", "stat/spectrum", "--param", "num_images", "--values", "64"], "smaller than the profile's batch"),
+    (["--generator", "stat/spectrum", "--param", "num_images", "--values", "lots"], "bad value 'lots'"),
+    (["--generator", "stat/spectrum", "--param", "exponent_range"], "sweep needs --values"),
+    (["--generator", "mix:stat/spectrum+dead-leaves/squares", "--param", "p", "--values", "1"], "not the combinator"),
+    (["--generator", "stat/spectrum", "--param", "exponent_range", "--values", "2,2", "--datasets", "cifar11"],
+     "unknown dataset 'cifar11'"),
+    (["--generator", "stat/spectrum", "--param", "exponent_range", "--values", "2,2", "--profile", "fastest"],
+     "unknown profile 'fastest'"),
+])
+def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    assert main(["sweep", *args, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("noisevision: error:") and message in err and "\n" not in err, err
+    assert not out.exists()  # nothing was started
+
+
+@pytest.mark.slow
+def test_sweep_runs_end_to_end_and_resumes_from_its_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from noisevision.comparison import suite
+
+    profile = yaml.safe_load((suite.PROFILE_DIR / "quick.yaml").read_text())
+    profile.update(num_images=64, epochs=1, batch_size=32, arch_kwargs={"width": 0.25, "fc_dim": 256},
+                   probe_bn_recalibrate=False, probe_max_train=None, probe_max_test=None)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(profile))
+    folder = tmp_path / "eval"  # two generators as two classes: a probe of seconds
+    for split, first in (("train", 0), ("test", 40)):
+        for name in ("dead-leaves/squares", "stat/spectrum"):
+            images = create_generator(name).render(range(first, first + 30), seed=0, size=32)
+            (folder / split / name.replace("/", "-")).mkdir(parents=True)
+            for i, image in enumerate(images):
+                Image.fromarray(image).save(folder / split / name.replace("/", "-") / f"{i}.png")
+    out = tmp_path / "sweep"
+    args = ["sweep", "--profile", str(tmp_path / "tiny.yaml"), "--generator", "stat/spectrum", "--param",
+            "exponent_range", "--values", "1,1", "3,3", "--include-default", "--datasets", f"imagefolder:{folder}",
+            "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| exponent_range | linear top-1 (%)" in printed and "| default (0.5,3.5) |" in printed
+    result = json.loads((out / "sweep.json").read_text())
+    assert [r["value"] for r in result["rows"]] == ["1,1", "3,3", "default (0.5,3.5)"]
+    assert all(0.0 <= r["top1"] <= 100.0 for r in result["rows"])
+    assert len({r["result_file"] for r in result["rows"]}) == 3
+    (plot,) = out.glob("sweep_*.png")
+    assert plot.stat().st_size > 0 and (out / "sweep.md").is_file()
+
+    # Run again: every value is found in the cache; nothing is generated, trained or probed.
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished value ran again")
+
+    monkeypatch.setattr(SuiteRun, "pretrain_entry", refuse)
+    monkeypatch.setattr(suite, "probe", refuse)
+    again = sweep(profile=str(tmp_path / "tiny.yaml"), generator="stat/spectrum", param="exponent_range",
+                  values="1,1 3,3", include_default=True, datasets=f"imagefolder:{folder}", out=str(out),
+                  progress=False)
+    assert [r["top1"] for r in again["rows"]] == [r["top1"] for r in result["rows"]]

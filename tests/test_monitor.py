@@ -119,3 +119,32 @@ def test_bad_monitor_settings_are_one_line_errors(tiny_npy: Path, labelled_folde
         err = capsys.readouterr().err.strip()
         assert err.startswith("noisevision: error:") and message in err and "\n" not in err, err
         assert not out.exists()  # a failed start leaves no run folder
+
+
+@pytest.mark.slow
+def test_under_ddp_rank0_monitors_and_the_weights_do_not_change(tiny_npy: Path, labelled_folder: Path,
+                                                                tmp_path: Path) -> None:
+    """2 processes (gloo): rank 0 evaluates while rank 1 waits at the barrier; the weights match a run
+    without the monitor bit for bit (both runs distributed, so their reductions run in the same order)."""
+    import os
+    import subprocess
+    import sys
+
+    def torchrun(out: Path, *extra: str) -> None:
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+               "noisevision", "pretrain", "--data", str(tiny_npy), "--arch", "smallalexnet32", "--arch-kwargs",
+               "fc_dim=64", "width=0.25", "--batch-size", "16", "--epochs", "1", "--num-images", "48",
+               "--precision", "fp64", "--log-every", "1", "--workers", "0", "--device", "cpu", "--no-progress",
+               "--out", str(out), *extra]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    torchrun(tmp_path / "plain")
+    # --monitor-dataset: torchrun's parser would take --monitor for an abbreviation of its --monitor-interval
+    torchrun(tmp_path / "watched", "--monitor-dataset", f"imagefolder:{labelled_folder}", "--monitor-every", "2",
+             "--monitor-images", "20", "--monitor-test-images", "10")
+    a, b = _state(tmp_path / "plain"), _state(tmp_path / "watched")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(line) for line in (tmp_path / "watched" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "monitor_knn_top1" in r] == [2, 3]

@@ -130,7 +130,9 @@ class PretrainConfig:
     monitor: str | None = field(default=None, metadata={
         "help": "live kNN monitor: evaluate kNN top-1 of the probe layer on a small fixed labelled subset of this "
                 "dataset (named datasets are found under $NOISEVISION_DATA); logged to metrics.jsonl, TensorBoard, "
-                "the progress bar and curves.png; training is unchanged by it", "names": list_datasets})
+                "the progress bar and curves.png; training is unchanged by it. Under torchrun write --monitor-dataset "
+                "(torchrun's own parser takes --monitor for its --monitor-interval)", "names": list_datasets,
+        "flags": ("--monitor", "--monitor-dataset")})
     monitor_every: int = field(default=200, metadata={
         "help": "steps between monitor evaluations, plus one at the end (default 200)"})
     monitor_images: int = field(default=2000, metadata={

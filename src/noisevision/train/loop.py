@@ -527,7 +527,7 @@ class _Trainer:
             save_encoder(self.run_dir.encoder, self.method.encoder, meta=meta)
             if self.monitor is not None:
                 write_curves(self.run_dir.metrics, self.run_dir.curves,
-                             f"{c.arch} / {c.method}: monitor kNN top-1 on {self.monitor.describe()}")
+                             f"{c.arch} / {c.method}\nmonitor: kNN top-1 on {self.monitor.describe()}")
             write_json(self.run_dir.summary, summary)
         return summary
 

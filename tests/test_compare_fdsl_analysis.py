@@ -2,6 +2,7 @@
 their rank correlation with accuracy, caching)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,6 +14,7 @@ from noisevision.comparison import suite
 from noisevision.comparison.paper import FDSL_GENERATORS, PAPER_FAMILIES
 from noisevision.comparison.report import analysis_correlations, write_report
 from noisevision.comparison.suite import SuiteRun, get_profile, paper_suite, select_entries
+from noisevision.errors import UserError
 from noisevision.generators import create_generator
 
 FDSL_KEYS = {k for g in FDSL_GENERATORS for k in (g, g + "@supervised")}
@@ -31,6 +33,12 @@ def test_fdsl_group_keys_selection_and_methods(tmp_path):
     assert not FDSL_KEYS & {e.key for e in select_entries(cpu)}  # its committed results have no fdsl rows yet
     assert not FDSL_KEYS & {e.key for e in select_entries(gpu, exclude=["fdsl"])}
     assert len(select_entries(quick)) == 3
+    with pytest.raises(UserError, match="did you mean: fdsl"):
+        select_entries(cpu, only=["fdls"])
+    with pytest.raises(UserError, match="no suite entry matches 'fdls'"):  # a profile's exclude is checked too
+        select_entries(dataclasses.replace(cpu, exclude=("fdls",)))
+    with pytest.raises(UserError, match="analyze_images must be in 2..100000"):
+        suite.resolve_params(suite.Profile, {"name": "t"}, {**dataclasses.asdict(cpu), "analyze_images": 1}, "profile")
     run = SuiteRun(cpu, tmp_path)
     for gen in FDSL_GENERATORS:
         ssl, sup = suite._entry(gen), suite._entry(gen + "@supervised")

@@ -310,8 +310,15 @@ def analysis_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.
         r_text = "n/a" if rho.get(stat) is None else f"{rho[stat]:.2f}"
         ax.set_title(f"{label}: rho {r_text}", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(ANALYSIS_STATS):]:
+    spare = list(axes.flat)[len(ANALYSIS_STATS):]
+    for ax in spare:
         ax.axis("off")
+    if spare:  # the families' colours, in the first empty panel
+        from matplotlib.patches import Patch
+
+        families = sorted({r["family"] for r in rs})
+        spare[0].legend(handles=[Patch(color=FAMILY_COLORS.get(f, "#17becf"), label=f) for f in families],
+                        fontsize=8, loc="center", frameon=False)
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)", fontsize=7)
     fig.suptitle(title, fontsize=10)

@@ -151,6 +151,10 @@ class Profile:
     analyze_images: int = 500  # the seeded subset of the data analysed (and of the reference's train split)
     description: str = ""
 
+    def __post_init__(self) -> None:
+        if not 2 <= self.analyze_images <= 100_000:
+            raise ValueError(f"analyze_images must be in 2..100000, got {self.analyze_images}")
+
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "configs" / "compare"
 
@@ -186,9 +190,10 @@ def select_entries(
     if profile.entries is not None:
         suite = [e for e in suite if e.key in profile.entries]
     suite = [e for e in suite if not any(entry_matches(e, p) for p in profile.exclude)]
-    for pattern in list(only or []) + list(exclude or []):
+    for pattern in list(profile.exclude) + list(only or []) + list(exclude or []):
         if not any(entry_matches(e, pattern) for e in paper_suite()):
-            raise UserError(f"no suite entry matches {pattern!r}{did_you_mean(pattern, keys)}")
+            names = keys + sorted({e.family for e in paper_suite()})
+            raise UserError(f"no suite entry matches {pattern!r}{did_you_mean(pattern, names)}")
     if only:
         suite = [e for e in paper_suite() if any(entry_matches(e, p) for p in only)]
     if exclude:

@@ -35,7 +35,7 @@ def test_select_entries():
     quick = get_profile("quick")
     assert [e.key for e in select_entries(quick)] == ["baseline/random-init", "dead-leaves/mixed", "stat/spectrum"]
     cpu = get_profile("cpu")
-    assert len(select_entries(cpu)) == len(paper_suite())
+    assert len(select_entries(cpu)) == len([e for e in paper_suite() if e.family != "fdsl"])  # fdsl: not committed yet
     assert [e.key for e in select_entries(cpu, only=["stylegan/*"])] == [
         "stylegan/random", "stylegan/high-freq", "stylegan/sparse", "stylegan/oriented"]
     assert "stat/wmm" not in [e.key for e in select_entries(cpu, exclude=["stat/*"])]

@@ -27,6 +27,9 @@ class PaperRow:
 
 
 RANDOM_KEY, REAL_KEY = "baseline/random-init", "baseline/real"
+FDSL_GROUP = "fdsl"
+FDSL_GENERATORS: tuple[str, ...] = ("fractal/fractaldb", "fractal/1p-frac", "contour/rcdb", "contour/visualatom")
+SUPERVISED_SUFFIX = "@supervised"  # the entry of a labelled generator pretrained on its labels
 
 PAPER_ROWS: dict[str, PaperRow] = {
     RANDOM_KEY: PaperRow("baseline", 21.0),
@@ -46,6 +49,16 @@ PAPER_ROWS: dict[str, PaperRow] = {
     "feature-vis/checkpoint": PaperRow("feature vis", 39.2, True),
     "fractal/ifs": PaperRow("fractal", 33.4),  # FractalDB's number, beyond the paper's families
     "mixup/stylegan/oriented": PaperRow("mixup (beyond paper)"),
+    # Formula-driven supervised learning (FDSL), beyond the paper: each generator twice, pretrained with the
+    # profile's SSL method on its images and with a classifier on its labels (``@supervised``), on the same
+    # step budget. Published numbers only where one is comparable (a linear probe of a small encoder on
+    # ImageNet-100): the noise paper trained its SSL recipe on FractalDB-1k unlabelled (33.4, the number
+    # fractal/ifs shows); the FDSL papers themselves report fine-tuning (FractalDB: CIFAR/ImageNet-100 with
+    # ResNet-50; RCDB, VisualAtom and 1p-frac: ImageNet-1k with ViTs), which a frozen-encoder probe of
+    # SmallAlexNet cannot be set beside, so those rows carry none.
+    **{key: PaperRow(FDSL_GROUP, top1) for gen, top1 in (
+        ("fractal/fractaldb", 33.4), ("fractal/1p-frac", None), ("contour/rcdb", None), ("contour/visualatom", None))
+       for key, top1 in ((gen, top1), (gen + SUPERVISED_SUFFIX, None))},
     REAL_KEY: PaperRow("baseline"),
 }
 

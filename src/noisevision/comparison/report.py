@@ -52,6 +52,7 @@ FAMILY_COLORS = {
     "feature vis": "#9467bd",
     "fractal": "#8c564b",
     "mixup (beyond paper)": "#e377c2",
+    "fdsl": "#bcbd22",
 }
 
 
@@ -204,8 +205,12 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
                      f"(generation {compute['gen_hours']:.2f} h, pretraining {compute['pretrain_hours']:.2f} h, "
                      f"probes {compute['probe_hours']:.2f} h); longest run {longest['entry']} (seed {longest['seed']}): "
                      f"{longest['minutes']:.1f} min.\n")
+    analysis_lines, analysis = analysis_report(agg, datasets, out_dir, profile)
+    lines += analysis_lines
     atomic_write_text(out_dir / "results.md", "\n".join(lines))
     summary = {"profile": profile, "datasets": summaries, "rows": len(rows), "compute": compute}
+    if analysis:
+        summary["analysis"] = analysis
     write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -241,3 +246,138 @@ def _summary_sentence(s: dict[str, Any], label: str) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+# ------------------------------------------------------------------ dataset statistics against accuracy
+
+ANALYSIS_STATS: dict[str, str] = {  # the summary of ``noisevision analyze``: key -> label
+    "spectrum_alpha": "spectrum slope alpha", "spectrum_alpha_std": "alpha spread", "saturation": "saturation",
+    "colourfulness": "colourfulness", "contrast": "RMS contrast", "orientation_entropy": "orientation entropy",
+    "edge_density": "edge density", "wavelet_kurtosis": "wavelet kurtosis", "diversity": "diversity",
+    "fid": "FID to real", "kid": "KID to real",
+}
+PAPER_DIRECTION = {"fid": -1, "kid": -1, "diversity": 1}
+"""The sign the paper's reading predicts: data closer to real images and more diverse trains better features."""
+
+
+def analysed_rows(rows: Sequence[dict[str, Any]], dataset: str, metric: str = "top1") -> list[dict[str, Any]]:
+    """The generator rows of ``dataset`` that the statistics are related to: analysed (their statistics may be
+    missing), with ``metric``, trained with the profile's method (an ``@supervised`` FDSL entry shares its data
+    with the SSL entry of the same generator, so counting it would count that data twice)."""
+    return [r for r in rows if r["dataset"] == dataset and r["kind"] == "generator" and "analysis" in r
+            and r.get(metric) is not None and not r.get("method")]
+
+
+def analysis_correlations(rows: Sequence[dict[str, Any]], dataset: str, metric: str = "top1") -> list[dict[str, Any]]:
+    """Per statistic: the Spearman rank correlation with ``metric`` across the analysed generator entries of
+    ``dataset`` (None under 3 entries or when either side is constant), its p-value, and whether its sign is
+    the one the paper's reading predicts (None where the paper predicts none)."""
+    from scipy.stats import spearmanr
+
+    rs = [r for r in analysed_rows(rows, dataset, metric) if r["analysis"]]
+    out = []
+    for stat in ANALYSIS_STATS:
+        pairs = [(r["analysis"][stat], r[metric]) for r in rs if r["analysis"].get(stat) is not None]
+        rho = p = None
+        if len(pairs) >= 3 and len({x for x, _ in pairs}) > 1 and len({y for _, y in pairs}) > 1:
+            res = spearmanr([x for x, _ in pairs], [y for _, y in pairs])
+            rho, p = float(res.statistic), float(res.pvalue)
+        direction = PAPER_DIRECTION.get(stat)
+        agrees = None if direction is None or rho is None or rho == 0 else (rho > 0) == (direction > 0)
+        out.append({"statistic": stat, "spearman": rho, "p_value": p, "entries": len(pairs),
+                    "paper_direction": direction, "agrees_with_paper": agrees})
+    return out
+
+
+def analysis_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathLike, title: str,
+                   correlations: Sequence[dict[str, Any]], metric: str = "top1") -> None:
+    """Small multiples: each statistic (x) against ``metric`` (y), one point per analysed generator entry,
+    coloured by family, the rank correlation in each panel's title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rs = [r for r in analysed_rows(rows, dataset, metric) if r["analysis"]]
+    rho = {c["statistic"]: c["spearman"] for c in correlations}
+    cols = 4
+    nrows = -(-len(ANALYSIS_STATS) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False)
+    for ax, (stat, label) in zip(axes.flat, ANALYSIS_STATS.items()):
+        pts = [(r["analysis"][stat], r[metric], r["family"]) for r in rs if r["analysis"].get(stat) is not None]
+        ax.scatter([x for x, _, _ in pts], [y for _, y, _ in pts], s=18,
+                   c=[FAMILY_COLORS.get(f, "#17becf") for _, _, f in pts])
+        r_text = "n/a" if rho.get(stat) is None else f"{rho[stat]:.2f}"
+        ax.set_title(f"{label}: rho {r_text}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    spare = list(axes.flat)[len(ANALYSIS_STATS):]
+    for ax in spare:
+        ax.axis("off")
+    if spare:  # the families' colours, in the first empty panel
+        from matplotlib.patches import Patch
+
+        families = sorted({r["family"] for r in rs})
+        spare[0].legend(handles=[Patch(color=FAMILY_COLORS.get(f, "#17becf"), label=f) for f in families],
+                        fontsize=8, loc="center", frameon=False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
+def analysis_report(rows: Sequence[dict[str, Any]], datasets: Sequence[str], out_dir: str | os.PathLike,
+                    profile: str) -> tuple[list[str], dict[str, Any]]:
+    """results.md lines, the summary and ``analysis_<dataset>.png`` of the dataset statistics; nothing when
+    the run did not analyse (no row carries an ``analysis`` field)."""
+    if not any("analysis" in r for r in rows):
+        return [], {}
+    lines, summary = [], {}
+    for d in datasets:
+        rs = sorted(analysed_rows(rows, d), key=lambda r: -r["top1"])
+        if not rs:
+            continue
+        corr = analysis_correlations(rows, d)
+        missing = [r["entry"] for r in rs if not r["analysis"]]
+        chart = f"analysis_{_slug(d)}.png"
+        summary[d] = {"metric": "top1", "entries": len(rs) - len(missing), "missing": missing, "correlations": corr,
+                      "chart": chart}
+        lines.append(f"## Dataset statistics and {d} top-1\n")
+        lines.append("Statistics of each generator entry's data (`noisevision analyze` on a seeded subset; FID and "
+                     f"KID against {d}'s training images), for the entries trained with the profile's method.\n")
+        flat = [{"entry": r["entry"], "top1": r["top1"],
+                 **{k: f"{v:.3g}" for k, v in (r["analysis"] or {}).items() if isinstance(v, (int, float))}} for r in rs]
+        lines.append(markdown_table(flat, ["entry", "top1", *ANALYSIS_STATS], ["generator", "top-1", *ANALYSIS_STATS.values()]))
+        if missing:
+            lines.append(f"\nNo statistics for {', '.join(missing)}: their data was not on disk (committed results "
+                         "hold none); re-running them with a fresh `--out` measures it.\n")
+        lines.append("\n| statistic | Spearman with top-1 | p | entries | paper's direction | agrees |\n|---|---|---|---|---|---|")
+        fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
+        for c in corr:
+            direction = {1: "+", -1: "-", None: ""}[c["paper_direction"]]
+            agrees = {True: "yes", False: "no", None: ""}[c["agrees_with_paper"]]
+            lines.append(f"| {ANALYSIS_STATS[c['statistic']]} | {fmt(c['spearman'], '.2f')} | {fmt(c['p_value'], '.3f')} "
+                         f"| {c['entries']} | {direction} | {agrees} |")
+        lines.append("\n" + _analysis_sentence(corr) + "\n")
+        lines.append(f"![statistics against top-1]({chart})\n")
+        analysis_chart(rows, d, Path(out_dir) / chart, f"{d}: dataset statistics against linear top-1 ({profile} profile)",
+                       corr)
+    return lines, summary
+
+
+def _analysis_sentence(corr: Sequence[dict[str, Any]]) -> str:
+    """Does the paper's finding hold here? Its reading: closer to real images (lower FID/KID) and more diverse
+    data trains better features; the answer counts the predicted signs found, with the strongest statistic."""
+    judged = [c for c in corr if c["agrees_with_paper"] is not None]
+    ranked = [c for c in corr if c["spearman"] is not None]
+    if not judged:
+        return "Does the paper's finding hold here? Too few analysed entries to tell (rank correlations need 3)."
+    held = sum(c["agrees_with_paper"] for c in judged)
+    parts = ", ".join(f"{ANALYSIS_STATS[c['statistic']]} {c['spearman']:.2f}" for c in judged)
+    strongest = max(ranked, key=lambda c: abs(c["spearman"]))
+    verdict = "yes" if held == len(judged) else "partly" if held else "no"
+    return (f"Does the paper's finding hold here (data closer to real images and more diverse trains better)? "
+            f"**{verdict}**: {held} of {len(judged)} predicted signs found ({parts}). The statistic that ranks the "
+            f"entries best is {ANALYSIS_STATS[strongest['statistic']]} (rho {strongest['spearman']:.2f}).")

@@ -9,6 +9,7 @@ setting changes the key instead of silently reusing stale results.
 
 Outputs under ``out`` (default ``results/<profile>/``)::
     entries/<entry>/<dataset>.json     one probe result per entry and dataset
+    analysis/<data>/<dataset>.json     dataset statistics of a generator entry's data (profile ``analyze``)
     runs/<entry>-<hash>/               pretraining run directories (resumable)
     data/<generator>-<hash>/           generated datasets (npy)
     rows.jsonl                         flat rows, one per entry and dataset
@@ -35,16 +36,17 @@ from ..data.roots import default_test_split, folder_of, list_datasets, resolve_d
 from ..data.writer import generate_dataset
 from ..errors import UserError, did_you_mean
 from ..eval import probe
+from ..eval.analyze import ANALYSIS_VERSION, DEFAULT_ENCODER, analyze
 from ..fileio import atomic_write_text, prepare_output_dir, write_json
 from ..generators import fast_overrides
 from ..models import spec_kind
 from ..parsing import load_yaml, make_config, resolve_params
 from ..resources import max_workers
 from ..train import PretrainConfig, pretrain
-from .paper import BEYOND_PAPER, PAPER_FAMILIES, PAPER_ROWS, RANDOM_KEY, REAL_KEY
+from .paper import BEYOND_PAPER, FDSL_GENERATORS, PAPER_FAMILIES, PAPER_ROWS, RANDOM_KEY, REAL_KEY, SUPERVISED_SUFFIX
 from .report import write_report
 
-__all__ = ["BEYOND_PAPER", "PAPER_FAMILIES", "RANDOM_KEY", "REAL_KEY", "CompareConfig", "Entry", "Profile",
+__all__ = ["BEYOND_PAPER", "FDSL_GENERATORS", "PAPER_FAMILIES", "RANDOM_KEY", "REAL_KEY", "CompareConfig", "Entry", "Profile",
            "compare", "get_profile", "list_profiles", "paper_suite", "run_suite", "select_entries"]
 
 # ------------------------------------------------------------------ entries
@@ -61,23 +63,57 @@ class Entry:
     paper_family: bool = False  # one of the paper's 14 families: counted in the rank correlation with the paper
     generator_params: dict[str, Any] = field(default_factory=dict)
     needs: str | None = None  # entry whose encoder this one uses (feature-vis of a trained net)
+    generator: str = ""  # the generator of its data; "" = the key (two entries may share one generator's data)
+    method: str | None = None  # pretraining method; None = the profile's
+    method_kwargs: dict[str, Any] = field(default_factory=dict)  # only with ``method``
+    images_per_class: int | None = None  # labelled generators: num_classes = images // this (at least 2)
+
+    def __post_init__(self) -> None:
+        if not self.generator:
+            object.__setattr__(self, "generator", self.key)
+        if self.method_kwargs and self.method is None:
+            raise ValueError(f"entry {self.key}: method_kwargs need a method")
 
     @property
     def slug(self) -> str:
-        return self.key.replace("/", "_").replace(":", "_").replace("+", "_")
+        return _slug(self.key)
+
+
+def _slug(name: str) -> str:
+    return name.replace("/", "_").replace(":", "_").replace("+", "_").replace("@", "_")
 
 
 # The paper's "feature vis, dead leaves": maximise units of the encoder pretrained on dead leaves.
 FEATURE_VIS_SOURCE = "dead-leaves/mixed"
 
 
+# Formula-driven (FDSL) entries: 100 images per class, so the cpu profile's 10k images make 100 classes (the
+# papers' 1k-class sets hold 1000 per class; at 10 per class a 390-step run would see each image a few times).
+# Both variants of a generator render the same data; the ``@supervised`` one trains on its labels.
+FDSL_IMAGES_PER_CLASS = 100
+ENTRY_SETTINGS: dict[str, dict[str, Any]] = {
+    "feature-vis/checkpoint": {"needs": FEATURE_VIS_SOURCE},
+    **{gen: {"images_per_class": FDSL_IMAGES_PER_CLASS} for gen in FDSL_GENERATORS},
+    **{gen + SUPERVISED_SUFFIX: {"generator": gen, "method": "supervised", "images_per_class": FDSL_IMAGES_PER_CLASS}
+       for gen in FDSL_GENERATORS},
+}
+
+
 def paper_suite() -> list[Entry]:
-    """Every paper family, two beyond-paper generators, and the two baselines (the rows of
-    ``comparison/paper.py``, baselines first and last)."""
+    """Every paper family, the beyond-paper generators, the FDSL group and the two baselines (the rows of
+    ``comparison/paper.py``, baselines first and last; settings beyond the paper's row in ``ENTRY_SETTINGS``)."""
     kinds = {RANDOM_KEY: "random", REAL_KEY: "real"}
     return [Entry(key, row.group, kind=kinds.get(key, "generator"), paper_top1=row.top1,
-                  paper_family=row.paper_family, needs=FEATURE_VIS_SOURCE if key == "feature-vis/checkpoint" else None)
+                  paper_family=row.paper_family, **ENTRY_SETTINGS.get(key, {}))
             for key, row in PAPER_ROWS.items()]
+
+
+def entry_matches(entry: Entry, pattern: str) -> bool:
+    """Whether a ``--only`` / ``--exclude`` pattern (wildcards allowed) names the entry: its key
+    (``stylegan/*``), its group (``fdsl``), or its group and key (``fdsl/*``)."""
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(name, pattern) for name in (entry.key, entry.family, f"{entry.family}/{entry.key}"))
 
 
 # ------------------------------------------------------------------ profiles
@@ -100,6 +136,7 @@ class Profile:
     lr_schedule: str = "step"  # "cosine" keeps short runs of different epoch counts on the same per-step schedule
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     entries: tuple[str, ...] | None = None  # None: the whole suite
+    exclude: tuple[str, ...] = ()  # patterns of entries left out of the profile's suite (as --exclude)
     fast_generators: bool = True  # use each generator's CPU-friendly settings (feature-vis steps...)
     generator_num_images: dict[str, int] = field(default_factory=dict)  # smaller sets for slow generators
     probe_protocol: str = "fast"
@@ -110,7 +147,13 @@ class Profile:
     spread_entries: tuple[str, ...] = ()  # also run these entries with spread_seeds (the seed-to-seed spread)
     spread_seeds: tuple[int, ...] = ()
     gen_workers: int = 2  # generation processes, at most the CPUs this machine gives the process
+    analyze: bool = False  # also measure each generator entry's data (noisevision analyze) against each dataset
+    analyze_images: int = 500  # the seeded subset of the data analysed (and of the reference's train split)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.analyze_images <= 100_000:
+            raise ValueError(f"analyze_images must be in 2..100000, got {self.analyze_images}")
 
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "configs" / "compare"
@@ -140,20 +183,21 @@ def get_profile(name: str | os.PathLike) -> Profile:
 def select_entries(
     profile: Profile, only: Sequence[str] | None = None, exclude: Sequence[str] | None = None
 ) -> list[Entry]:
-    """The profile's entries filtered by ``only`` / ``exclude`` (wildcards allowed)."""
-    import fnmatch
-
+    """The profile's entries (its ``entries`` less its ``exclude``), or the suite's entries that ``only``
+    names, less those ``exclude`` names; a pattern matches a key, a group or ``group/key`` (wildcards allowed)."""
     suite = paper_suite()
     keys = [e.key for e in suite]
     if profile.entries is not None:
         suite = [e for e in suite if e.key in profile.entries]
-    for pattern in list(only or []) + list(exclude or []):
-        if not any(fnmatch.fnmatchcase(k, pattern) for k in keys):
-            raise UserError(f"no suite entry matches {pattern!r}{did_you_mean(pattern, keys)}")
+    suite = [e for e in suite if not any(entry_matches(e, p) for p in profile.exclude)]
+    for pattern in list(profile.exclude) + list(only or []) + list(exclude or []):
+        if not any(entry_matches(e, pattern) for e in paper_suite()):
+            names = keys + sorted({e.family for e in paper_suite()})
+            raise UserError(f"no suite entry matches {pattern!r}{did_you_mean(pattern, names)}")
     if only:
-        suite = [e for e in paper_suite() if any(fnmatch.fnmatchcase(e.key, p) for p in only)]
+        suite = [e for e in paper_suite() if any(entry_matches(e, p) for p in only)]
     if exclude:
-        suite = [e for e in suite if not any(fnmatch.fnmatchcase(e.key, p) for p in exclude)]
+        suite = [e for e in suite if not any(entry_matches(e, p) for p in exclude)]
     if not suite:
         raise UserError("the selection leaves no entry to run")
     return suite
@@ -228,6 +272,7 @@ class SuiteRun:
     device: str = "auto"
     progress: bool = True
     dependencies: frozenset[str] = frozenset()  # entries whose encoder an entry still to probe uses
+    analyze: bool = False  # also measure each generator entry's data against every evaluation dataset
 
     # ---------------------------------------------------------------- data
 
@@ -235,12 +280,18 @@ class SuiteRun:
         """The entry's generator parameters (with the encoder checkpoint it depends on)."""
         over: dict[str, Any] = {}
         if self.profile.fast_generators:
-            over.update(fast_overrides(entry.key))
+            over.update(fast_overrides(entry.generator))
+        if entry.images_per_class:
+            over["num_classes"] = max(2, self.num_images(entry) // entry.images_per_class)
         over.update(entry.generator_params)
         if entry.needs:
             dep_dir, _ = self.run_dir_for(_entry(entry.needs), None, seed)
             over["checkpoint"] = str(dep_dir / "encoder.pt")
         return over
+
+    def num_images(self, entry: Entry) -> int:
+        """How many images a generator entry's data holds (the profile's count, or its per-generator one)."""
+        return self.profile.generator_num_images.get(entry.generator, self.profile.num_images)
 
     # ---------------------------------------------------------------- steps
 
@@ -249,11 +300,14 @@ class SuiteRun:
         (about) the same number of steps."""
         p = self.profile
         epochs = p.epochs if not num_images else max(1, round(p.epochs * p.num_images / num_images))
-        return dict(
+        cfg = dict(
             data=data, crop_size=p.crop_size, image_size=p.image_size if entry.kind != "real" else None,
-            arch=p.arch, arch_kwargs=dict(p.arch_kwargs), method=p.method, aug=p.aug, epochs=epochs,
+            arch=p.arch, arch_kwargs=dict(p.arch_kwargs), method=entry.method or p.method, aug=p.aug, epochs=epochs,
             batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule, seed=seed, device=self.device,
         )
+        if entry.method_kwargs:  # only when given, so the cache keys of the other entries stay as they were
+            cfg["method_kwargs"] = dict(entry.method_kwargs)
+        return cfg
 
     def encoders(self, entry: Entry, datasets: Sequence[EvalDataset], seed: int
                  ) -> Iterator[tuple[list[EvalDataset], str, Path | None, dict[str, Any] | None]]:
@@ -296,8 +350,42 @@ class SuiteRun:
                 if needed:
                     self.pretrain_entry(entry, cfg, run_dir)
                 timings = self.timings(run_dir)
-            rows.extend(self.probe_entry(entry, ds, encoder, seed, timings) for ds in evals)
+            for ds in evals:
+                row = self.probe_entry(entry, ds, encoder, seed, timings)
+                if entry.method:  # the report tells entries trained otherwise than with the profile's method
+                    row["method"] = entry.method
+                if self.analyze and entry.kind == "generator":
+                    row["analysis"] = self.analyze_entry(entry, ds, seed)
+                rows.append(row)
         return rows
+
+    # ---------------------------------------------------------------- dataset statistics
+
+    def analysis_path(self, entry: Entry, ds: EvalDataset, seed: int) -> Path:
+        """Where the statistics of an entry's data against ``ds`` are cached: under the data's own key, so
+        entries that share their data share their analysis."""
+        key = dict(reference=ds.name, reference_split=ds.train_split, num_images=self.profile.analyze_images,
+                   encoder=DEFAULT_ENCODER, seed=seed, version=ANALYSIS_VERSION)
+        return self.out / "analysis" / self.data_key(entry, seed) / f"{ds.slug}-{_hash(key)}.json"
+
+    def analyze_entry(self, entry: Entry, ds: EvalDataset, seed: int) -> dict[str, Any] | None:
+        """The statistics (``noisevision analyze`` summary) of a seeded subset of the entry's data, with FID/KID
+        to ``ds``'s training split; computed once and cached. None when neither the analysis nor the data is
+        on disk (committed results hold no data, and generating it only for this is not worth the time)."""
+        path = self.analysis_path(entry, ds, seed)
+        if not path.exists():
+            data = self.out / "data" / self.data_key(entry, seed)
+            if not (data / "images.npy").is_file():
+                _log(f"no statistics of {entry.key} on {ds.name}: its data is not on disk (it is generated only "
+                     "when the entry is pretrained); the report shows them as missing")
+                return None
+            _log(f"analysing {self.profile.analyze_images} images of {entry.generator} against {ds.name}")
+            result = analyze(data=str(data), reference=ds.name, reference_split=ds.train_split,
+                             num_images=self.profile.analyze_images, seed=seed, encoder=DEFAULT_ENCODER,
+                             data_root=self.data_root, sheet=False, device=self.device, progress=self.progress)
+            result = self.portable_result(result, result["reference"]["path"], ds.name)
+            write_json(path, result)
+        return json.loads(path.read_text())["summary"]
 
     def portable_hash(self, obj: Any) -> str:
         """A cache key that does not depend on where ``--out`` or the data root lies.
@@ -319,9 +407,8 @@ class SuiteRun:
             portable_data = f"{source.name}/{source.train_split}"
             n = _count_images(data)  # scales its epochs so it takes as many steps as a synthetic entry
         else:
-            gen_cfg = self.generator_config(entry, seed)
-            n = gen_cfg["n"]
-            portable_data = f"{entry.slug}-{self.portable_hash(gen_cfg)}"
+            portable_data = self.data_key(entry, seed)
+            n = self.num_images(entry)
             data = str(self.out / "data" / portable_data)
         cfg = self.pretrain_config(entry, data, seed, n if n != self.profile.num_images else None)
         key = self.portable_hash({**cfg, "data": portable_data, "device": None})
@@ -334,9 +421,13 @@ class SuiteRun:
         A release that changes a generator's images changes its parameters or name, so results
         committed under one version are found again by the next.
         """
-        n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
-        return {"generator": entry.key, "params": self.generator_overrides(entry, seed), "n": n,
-                "size": self.profile.image_size, "seed": seed}
+        return {"generator": entry.generator, "params": self.generator_overrides(entry, seed),
+                "n": self.num_images(entry), "size": self.profile.image_size, "seed": seed}
+
+    def data_key(self, entry: Entry, seed: int) -> str:
+        """The folder name of a generator entry's data under ``data/``: entries of one generator with the
+        same parameters (an FDSL generator with and without its labels) share it."""
+        return f"{_slug(entry.generator)}-{self.portable_hash(self.generator_config(entry, seed))}"
 
     def portable_result(self, result: Any, dataset_path: str | None = None, dataset_name: str | None = None) -> Any:
         """``result`` with machine-specific paths made portable: paths under ``out`` become relative to it,
@@ -387,9 +478,9 @@ class SuiteRun:
 
     def generate(self, entry: Entry, path: Path, seed: int) -> dict[str, Any]:
         over = self.generator_overrides(entry, seed)
-        n = self.profile.generator_num_images.get(entry.key, self.profile.num_images)
-        _log(f"generating {n} images of {entry.key} -> {path}")
-        res = generate_dataset(entry.key, n, self.profile.image_size, path, seed=seed, format="npy", params=over,
+        n = self.num_images(entry)
+        _log(f"generating {n} images of {entry.generator} -> {path}")
+        res = generate_dataset(entry.generator, n, self.profile.image_size, path, seed=seed, format="npy", params=over,
                                workers=min(self.profile.gen_workers, max_workers()), device=self.device,
                                progress=self.progress)
         return {"gen_seconds": round(res.seconds, 1) if res.rendered else None,
@@ -504,6 +595,9 @@ class CompareConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (default auto)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
     suite: str = field(default="paper", metadata={"help": "which suite (default: paper)", "choices": SUITES})
+    analyze: bool | None = field(default=None, metadata={
+        "help": "also measure each generator entry's data (noisevision analyze) against each dataset and relate "
+                "the statistics to accuracy in the report (default: the profile's analyze)"})
 
     def __post_init__(self) -> None:
         if self.suite not in SUITES:
@@ -528,7 +622,8 @@ def compare(config: CompareConfig | dict[str, Any] | str | os.PathLike | None = 
     """
     cfg = make_config(CompareConfig, config, fields, "compare")
     summary = run_suite(cfg.profile, datasets=cfg.datasets, out=cfg.out_dir, only=cfg.only, exclude=cfg.exclude,
-                        data_root=cfg.data_root, seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+                        data_root=cfg.data_root, seed=cfg.seed, device=cfg.device, progress=cfg.progress,
+                        analyze=cfg.analyze)
     resolved = {**dataclasses.asdict(cfg), "out": str(cfg.out_dir)}
     resolved = {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}
     atomic_write_text(cfg.out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
@@ -546,8 +641,11 @@ def run_suite(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    analyze: bool | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a profile; write rows.jsonl, results.md and charts; return the summary.
+
+    ``analyze`` (None: the profile's) also measures each generator entry's data (cached under ``analysis/``).
 
     Raises:
         UserError: unknown profile, entry pattern or dataset, missing dataset, or an
@@ -559,7 +657,8 @@ def run_suite(
     check_datasets(dsets, data_root)  # a bad --datasets fails now, not after the first entry's work
     out_dir = Path(out or Path("results") / prof.name)
     prepare_output_dir(out_dir)
-    run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress)
+    run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress,
+                   analyze=prof.analyze if analyze is None else analyze)
     # An entry whose encoder another entry uses (feature-vis of the dead-leaves encoder) runs first; its
     # encoder is only (re)built while a dependent entry still has probes to run, and a dependency that
     # is not selected runs unreported.

@@ -35,7 +35,17 @@ from ..generators import dynamic_prefixes, fast_overrides, get_spec, list_genera
 from ..parsing import coerce, load_yaml, make_config, resolve_params
 from .paper import PAPER_ROWS
 from .report import markdown_table
-from .suite import Entry, EvalDataset, Profile, SuiteRun, check_datasets, get_profile, list_profiles, parse_datasets
+from .suite import (
+    ENTRY_SETTINGS,
+    Entry,
+    EvalDataset,
+    Profile,
+    SuiteRun,
+    check_datasets,
+    get_profile,
+    list_profiles,
+    parse_datasets,
+)
 
 NUM_IMAGES = "num_images"
 
@@ -170,10 +180,12 @@ def _check_required(spec: Any, params: Any, generator: str) -> None:
 
 
 def sweep_entry(generator: str, point: SweepPoint) -> Entry:
-    """The suite entry of one point (the generator's paper family when it is one of the paper's)."""
+    """The suite entry of one point: the generator's own suite entry (its family and class count, so the
+    default point is the suite's entry) with the point's parameters."""
     row = PAPER_ROWS.get(generator)
     family = row.group if row is not None else get_spec(generator).family
-    return Entry(generator, family, generator_params=dict(point.params))
+    per_class = ENTRY_SETTINGS.get(generator, {}).get("images_per_class")
+    return Entry(generator, family, generator_params=dict(point.params), images_per_class=per_class)
 
 
 def point_profile(profile: Profile, generator: str, point: SweepPoint) -> Profile:

@@ -29,7 +29,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 demo: setup
-	$(PY) -m noisevision compare --profile quick --datasets cifar10 --out results/demo
+	$(PY) -m noisevision compare --profile demo --datasets cifar10 --out results/demo
 
 bench-generate: setup
 	$(PY) bench/generate_speed.py

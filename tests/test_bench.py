@@ -217,6 +217,13 @@ def test_bench_cli_bad_input(capsys):
     assert "`bench` is now `compare`" in capsys.readouterr().err
 
 
+def test_the_demo_profile_says_what_it_can_show():
+    """`make demo` runs the demo profile: two entries, and one sentence on what a run that size can show."""
+    demo = get_profile("demo")
+    assert demo.entries == ("baseline/random-init", "dead-leaves/squares") and demo.probe_bn_recalibrate
+    assert "kNN" in demo.note and "cannot" in demo.note
+
+
 def test_a_profile_file_and_a_config_file(tmp_path, capsys):
     """--profile takes a YAML file as well as a shipped name; --config takes the run's settings."""
     import yaml
@@ -304,7 +311,7 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
 
 
 @pytest.mark.slow
-def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path):
+def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path, capsys):
     """The gpu profile's geometry (128 px renders, 64 px crops, the 64 px SmallAlexNet, 64 px probe) runs
     end to end; only the budget is shrunk, so a GPU run meets no untested setting."""
     import yaml
@@ -314,7 +321,7 @@ def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path):
     profile = yaml.safe_load((PROFILE_DIR / "gpu.yaml").read_text())
     assert (profile["image_size"], profile["crop_size"], profile["probe_image_size"]) == (128, 64, 64)
     profile.update(num_images=64, epochs=1, batch_size=32, generator_num_images={}, spread_entries=[],
-                   probe_max_train=300, probe_max_test=200)
+                   probe_max_train=300, probe_max_test=200, note="a smoke run, too small to show anything")
     (tmp_path / "gpu-tiny.yaml").write_text(yaml.safe_dump(profile))
     # A small labelled folder (two generators as two classes) keeps the probe to seconds.
     folder = tmp_path / "eval"
@@ -328,6 +335,7 @@ def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path):
     args = ["compare", "--profile", str(tmp_path / "gpu-tiny.yaml"), "--only", "baseline/random-init",
             "--only", "dead-leaves/squares", "--datasets", f"imagefolder:{folder}", "--out", str(out), "--no-progress"]
     assert main(args) == 0
+    assert "What this shows: a smoke run, too small to show anything" in capsys.readouterr().out
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert {r["entry"] for r in rows} == {"baseline/random-init", "dead-leaves/squares"}
     assert all(75.0 <= r["top1"] <= 100.0 for r in rows)  # squares against 1/f noise: easily told apart

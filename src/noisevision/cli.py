@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .comparison.suite import CompareConfig, compare
+from .comparison.suite import CompareConfig, compare, get_profile
 from .comparison.sweep import SweepConfig, sweep
 from .data.manifest import read_manifest
 from .data.writer import GenerateConfig, generate, verify_dataset
@@ -295,6 +295,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
         print(f"{s['dataset']}: Spearman vs paper {rho}; gap closure {gap} (best: {s['best_entry']})")
     print(f"charts and tables in {out}/")
+    note = get_profile(cfg.profile).note
+    if note:
+        print(f"\nWhat this shows: {note}")
     return 0
 
 

@@ -150,6 +150,7 @@ class Profile:
     analyze: bool = False  # also measure each generator entry's data (noisevision analyze) against each dataset
     analyze_images: int = 500  # the seeded subset of the data analysed (and of the reference's train split)
     description: str = ""
+    note: str = ""  # one plain sentence: what a run of this size can and cannot show (printed after the table)
 
     def __post_init__(self) -> None:
         if not 2 <= self.analyze_images <= 100_000:

@@ -132,6 +132,20 @@ def test_smallalexnet_exports_conv1_to_fc6_only(tmp_path):
     assert rebuilt.layer_names[-1] == "fc6" and rebuilt.out_dim == 32
 
 
+def test_vit_exports_every_stage_in_its_own_naming(tmp_path):
+    run, enc = _run_dir(tmp_path, "vit_tiny", embed_dim=24, depth=2, num_heads=2)
+    out = tmp_path / "vit.safetensors"
+    export(run=str(run), out=str(out))
+    state, meta = load_exported(out)
+    assert set(state) == {key.removeprefix("stages.") for key in enc.state_dict()}
+    assert meta["naming"] == "noisevision-vit-v1" and meta["num_features"] == "24"
+    assert meta["torchvision_compatible"] == "false"
+    rebuilt = build_backbone(out)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), enc(x))
+
+
 def test_untrusted_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         export(run=str(tmp_path / "nope"), out=str(tmp_path / "x.safetensors"))

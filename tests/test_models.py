@@ -64,6 +64,10 @@ def test_every_encoder_keeps_the_contract(arch: str, tmp_path) -> None:
         with pytest.raises(UserError, match="no layer"):
             enc.forward_features(x, "no-such-layer")
 
+        assert enc.export_naming is not None  # `noisevision export` dispatches on it
+        exported = [enc.export_naming.export_key(k) for k in enc.state_dict()]  # raises on a key it cannot name
+        assert len({k for k in exported if k}) == len([k for k in exported if k])
+
         fixed = enc.fixed_input_size
         if fixed is not None:  # declared: the native size is that size, and twice it does not fit
             assert enc.input_size == fixed

@@ -13,7 +13,8 @@ module; ``factory.ENCODER_MODULES`` lists the modules.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,44 @@ class L2Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(upcast(x), dim=1)
+
+
+@dataclass(frozen=True)
+class ExportNaming:
+    """How an encoder's state-dict keys map to the keys of an exported backbone (``noisevision export``).
+
+    Attributes:
+        name: recorded as ``naming`` in the exported file's metadata (and looked up when loading it).
+        renames: ``(our prefix, exported prefix)`` pairs, first match wins.
+        dropped: stages that are not part of the backbone (their keys are left out).
+    """
+
+    name: str
+    renames: tuple[tuple[str, str], ...]
+    dropped: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        EXPORT_NAMINGS[self.name] = self
+
+    def export_key(self, key: str) -> str | None:
+        """Exported name of our ``key``; None for a dropped stage."""
+        if any(key.startswith(f"stages.{stage}.") for stage in self.dropped):
+            return None
+        for ours, theirs in self.renames:
+            if key.startswith(ours):
+                return theirs + key[len(ours):]
+        raise RuntimeError(f"no exported name for {key!r} in naming {self.name!r}")  # a bug: a new layer
+
+    def our_key(self, key: str) -> str | None:
+        """Our name of an exported ``key`` (the inverse of :meth:`export_key`); None if unknown."""
+        for ours, theirs in self.renames:
+            if key.startswith(theirs):
+                return ours + key[len(theirs):]
+        return None
+
+
+# Every naming scheme by name, filled as the encoder modules define theirs.
+EXPORT_NAMINGS: dict[str, ExportNaming] = {}
 
 
 class Encoder(nn.Module):
@@ -61,6 +100,17 @@ class Encoder(nn.Module):
     out_dim: int
     input_size: int
     fixed_input_size: int | None = None
+    export_naming: ClassVar[ExportNaming | None] = None  # how `noisevision export` names its backbone
+
+    @property
+    def num_features(self) -> int:
+        """Width of the features a classifier on the exported backbone sees (default: the embedding)."""
+        return self.out_dim
+
+    def export_compatibility(self) -> tuple[bool, str]:
+        """(whether the exported backbone loads into another library's model of the same name, a note)."""
+        naming = self.export_naming.name if self.export_naming else "none"
+        return False, f"noisevision naming ({naming}); load it with noisevision.train.export.build_backbone"
     arch: str
     arch_kwargs: dict[str, Any]
     embedding_is_projected: bool = False

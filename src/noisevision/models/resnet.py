@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Encoder, register_encoder
+from .base import Encoder, ExportNaming, register_encoder
 from .fastconv import FastConv2d
 
 STEMS = ("imagenet", "cifar")
@@ -66,11 +66,20 @@ def _shortcut(in_ch: int, out_ch: int, stride: int) -> nn.Module:
     return nn.Sequential(FastConv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
 
 
+# Exported backbone in torchvision's key names (every stage; our encoder has no classifier `fc`).
+TORCHVISION_RESNET_NAMING = ExportNaming(
+    "torchvision-resnet",
+    (("stages.stem.0.", "conv1."), ("stages.stem.1.", "bn1."))
+    + tuple((f"stages.layer{i}.", f"layer{i}.") for i in range(1, 5)),  # block internals already match
+)
+
+
 class ResNet(Encoder):
     """A ResNet encoder; stages ``stem, layer1..layer4, avgpool``."""
 
     layer_names = ("layer1", "layer2", "layer3", "layer4", "avgpool")
     default_probe_layer = "avgpool"
+    export_naming = TORCHVISION_RESNET_NAMING
 
     def __init__(
         self,
@@ -117,6 +126,19 @@ class ResNet(Encoder):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def export_compatibility(self) -> tuple[bool, str]:
+        """An exported ResNet loads into torchvision's model of the same name unless its shapes differ."""
+        stem, width = self.arch_kwargs["stem"], self.arch_kwargs["width"]
+        if width != 1.0:
+            return False, f"width={width:g}: every channel count differs from torchvision's {self.arch}"
+        if stem == "cifar":
+            return False, (
+                f"CIFAR stem: conv1.weight is {tuple(self.stages['stem'][0].weight.shape)} (3x3, stride 1) and "
+                "there is no max-pool; before load_state_dict set model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, "
+                "bias=False) and model.maxpool = nn.Identity()"
+            )
+        return True, f"loads into torchvision.models.{self.arch}() with strict=False; missing: fc.weight, fc.bias"
 
 
 @register_encoder("resnet18")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import Encoder, L2Normalize, register_encoder
+from .base import Encoder, ExportNaming, L2Normalize, register_encoder
 from .fastconv import FastConv2d
 
 CONV_CHANNELS = (96, 192, 384, 384, 192)
@@ -31,10 +31,20 @@ def _final_map_size(input_size: int) -> int:
     return size
 
 
+# Exported backbone: conv1..conv5 and fc6 (the probe layer); fc7/fc8 are the projection the loss sees.
+SMALLALEXNET_NAMING = ExportNaming(
+    "noisevision-smallalexnet-v1",
+    tuple(p for i in range(1, 6) for p in ((f"stages.conv{i}.0.", f"conv{i}."), (f"stages.conv{i}.1.", f"bn{i}.")))
+    + (("stages.fc6.1.", "fc6."), ("stages.fc6.2.", "bn6.")),
+    dropped=("fc7", "fc8"),
+)
+
+
 class SmallAlexNet(Encoder):
     """SmallAlexNet for ``input_size`` px input (64 in the paper); see the module docstring."""
 
     default_probe_layer = "fc6"
+    export_naming = SMALLALEXNET_NAMING
     embedding_is_projected = True
 
     def __init__(self, input_size: int = 64, fc_dim: int = 4096, out_dim: int = 128, width: float = 1.0,
@@ -85,6 +95,11 @@ class SmallAlexNet(Encoder):
             elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    @property
+    def num_features(self) -> int:
+        """fc6's width: the exported backbone ends at fc6."""
+        return self.arch_kwargs["fc_dim"]
 
 
 @register_encoder("smallalexnet")

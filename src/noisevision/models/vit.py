@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import Encoder, register_encoder
+from .base import Encoder, ExportNaming, register_encoder
 
 GRID = 8  # default tokens per side: patch = input_size / GRID
 
@@ -93,11 +93,16 @@ class ClassToken(nn.Module):
         return self.norm(x[:, 0])
 
 
+# Exported backbone: every stage (the class token after the final norm is the feature), our own names.
+VIT_NAMING = ExportNaming("noisevision-vit-v1", (("stages.", ""),))
+
+
 class VisionTransformer(Encoder):
     """A ViT encoder; stages ``patch_embed, blocks, cls`` (see the module docstring)."""
 
     layer_names = ("patch_embed", "blocks", "cls")
     default_probe_layer = "cls"
+    export_naming = VIT_NAMING
 
     def __init__(self, input_size: int = 32, patch_size: int | None = None, embed_dim: int = 192, depth: int = 12,
                  num_heads: int = 3, mlp_ratio: float = 4.0, arch: str = "vit_tiny") -> None:

@@ -11,7 +11,7 @@ What is exported (the *backbone*: everything up to the features a classifier see
   exactly ``fc.weight`` and ``fc.bias`` as missing. The SSL projection head is
   not part of our encoder and is never exported.
 * SmallAlexNet: ``conv1..conv5`` and ``fc6`` (the probe layer), in our own
-  naming ``SMALLALEXNET_NAMING`` below (``conv{i}.weight``, ``bn{i}.*``,
+  naming ``models.smallalexnet.SMALLALEXNET_NAMING`` (``conv{i}.weight``, ``bn{i}.*``,
   ``fc6.weight``, ``bn6.*``). ``fc7``/``fc8`` are the projection that the
   contrastive loss sees (``embedding_is_projected``), so they are left out.
 
@@ -49,7 +49,8 @@ from .._version import __version__
 from ..errors import UserError
 from ..eval.features import normalization_for
 from ..fileio import atomic_path
-from ..models import Encoder, ResNet, SmallAlexNet, create_encoder
+from ..models import Encoder, create_encoder
+from ..models.base import EXPORT_NAMINGS, ExportNaming
 from ..models.checkpoint import RUN_DIR_FILE, _plain, load_encoder
 from ..parsing import make_config
 
@@ -58,58 +59,11 @@ FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 
 
-@dataclass(frozen=True)
-class Naming:
-    """How our state-dict keys map to exported keys.
-
-    Attributes:
-        name: recorded as ``naming`` in the file's metadata.
-        renames: ``(our prefix, exported prefix)`` pairs, first match wins.
-        dropped: stages that are not part of the backbone (their keys are left out).
-    """
-
-    name: str
-    renames: tuple[tuple[str, str], ...]
-    dropped: tuple[str, ...] = ()
-
-    def export_key(self, key: str) -> str | None:
-        """Exported name of our ``key``; None for a dropped stage."""
-        if any(key.startswith(f"stages.{stage}.") for stage in self.dropped):
-            return None
-        for ours, theirs in self.renames:
-            if key.startswith(ours):
-                return theirs + key[len(ours):]
-        raise RuntimeError(f"no exported name for {key!r} in naming {self.name!r}")  # a bug: a new layer
-
-    def our_key(self, key: str) -> str | None:
-        """Our name of an exported ``key`` (the inverse of :meth:`export_key`); None if unknown."""
-        for ours, theirs in self.renames:
-            if key.startswith(theirs):
-                return ours + key[len(theirs):]
-        return None
-
-
-TORCHVISION_RESNET_NAMING = Naming(
-    "torchvision-resnet",
-    (("stages.stem.0.", "conv1."), ("stages.stem.1.", "bn1."))
-    + tuple((f"stages.layer{i}.", f"layer{i}.") for i in range(1, 5)),  # block internals already match
-)
-SMALLALEXNET_NAMING = Naming(
-    "noisevision-smallalexnet-v1",
-    tuple(p for i in range(1, 6) for p in ((f"stages.conv{i}.0.", f"conv{i}."), (f"stages.conv{i}.1.", f"bn{i}.")))
-    + (("stages.fc6.1.", "fc6."), ("stages.fc6.2.", "bn6.")),
-    dropped=("fc7", "fc8"),
-)
-NAMINGS = {n.name: n for n in (TORCHVISION_RESNET_NAMING, SMALLALEXNET_NAMING)}
-
-
-def naming_for(encoder: Encoder) -> Naming:
-    """The naming scheme of an encoder's class."""
-    if isinstance(encoder, ResNet):
-        return TORCHVISION_RESNET_NAMING
-    if isinstance(encoder, SmallAlexNet):
-        return SMALLALEXNET_NAMING
-    raise UserError(f"export does not know how to name a {encoder.arch!r} encoder (known: resnet*, smallalexnet*)")
+def naming_for(encoder: Encoder) -> ExportNaming:
+    """The naming scheme the encoder declares (``export_naming``)."""
+    if encoder.export_naming is None:
+        raise UserError(f"encoder {encoder.arch!r} declares no export naming, so it cannot be exported")
+    return encoder.export_naming
 
 
 @dataclass(frozen=True)
@@ -133,7 +87,7 @@ class ExportConfig:
             raise ValueError(f"out must name a {SUFFIX} file, got {self.out!r}")
 
 
-def backbone_state_dict(encoder: Encoder) -> tuple[dict[str, torch.Tensor], Naming]:
+def backbone_state_dict(encoder: Encoder) -> tuple[dict[str, torch.Tensor], ExportNaming]:
     """The backbone's tensors under their exported names (contiguous CPU copies, dtypes kept)."""
     naming = naming_for(encoder)
     state: dict[str, torch.Tensor] = {}
@@ -142,22 +96,6 @@ def backbone_state_dict(encoder: Encoder) -> tuple[dict[str, torch.Tensor], Nami
         if name is not None:
             state[name] = value.detach().to("cpu", copy=True).contiguous()
     return state, naming
-
-
-def _compatibility(encoder: Encoder) -> tuple[bool, str]:
-    """(loads into the torchvision model of the same name, note for the metadata and the CLI)."""
-    if not isinstance(encoder, ResNet):
-        return False, f"noisevision naming ({SMALLALEXNET_NAMING.name}); there is no torchvision SmallAlexNet"
-    stem, width = encoder.arch_kwargs["stem"], encoder.arch_kwargs["width"]
-    if width != 1.0:
-        return False, f"width={width:g}: every channel count differs from torchvision's {encoder.arch}"
-    if stem == "cifar":
-        return False, (
-            f"CIFAR stem: conv1.weight is {tuple(encoder.stages['stem'][0].weight.shape)} (3x3, stride 1) and there "
-            "is no max-pool; before load_state_dict set model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False) "
-            "and model.maxpool = nn.Identity()"
-        )
-    return True, f"loads into torchvision.models.{encoder.arch}() with strict=False; missing: fc.weight, fc.bias"
 
 
 def _open_run(run: str) -> tuple[Encoder, dict, Path]:
@@ -192,9 +130,9 @@ def export(config: ExportConfig | Mapping[str, Any] | None = None, /, **fields: 
         raise UserError(f"--out {out} is a directory; name a {SUFFIX} file")
     encoder, meta, source = _open_run(cfg.run)
     state, naming = backbone_state_dict(encoder)
-    compatible, note = _compatibility(encoder)
+    compatible, note = encoder.export_compatibility()
     preset, mean, std = normalization_for(meta)
-    num_features = encoder.arch_kwargs["fc_dim"] if isinstance(encoder, SmallAlexNet) else encoder.out_dim
+    num_features = encoder.num_features
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -255,7 +193,7 @@ def build_backbone(path: str | os.PathLike) -> Encoder:
         UserError: see :func:`load_exported`, plus unknown naming or weights that do not fit.
     """
     state, metadata = load_exported(path)
-    naming = NAMINGS.get(metadata.get("naming", ""))
+    naming = EXPORT_NAMINGS.get(metadata.get("naming", ""))
     if naming is None:
         raise UserError(f"{path} uses naming {metadata.get('naming')!r}, unknown to this noisevision")
     try:

@@ -204,6 +204,16 @@ def _one_line_error(code: int, err: str, message: str) -> None:
     assert code == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
 
 
+def test_workers_beyond_the_machine_are_refused(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--workers 1000 started a thousand loader processes of ~300 MB each; now it is one line, before any work."""
+    from noisevision.resources import max_workers
+
+    out = tmp_path / "never"
+    _one_line_error(*run_cli(["--data", str(tiny_npy), *TINY, "--workers", str(max_workers() + 1), "--out", str(out)],
+                             capsys), f"use at most --workers {max_workers()}")
+    assert not out.exists()
+
+
 def test_non_finite_numbers_and_bad_yaml_kwargs(tiny_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = ["--out", str(tmp_path / "never")]
     for args, message in [

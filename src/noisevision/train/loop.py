@@ -41,6 +41,7 @@ from ..methods import METHODS, create_method
 from ..models import create_encoder, save_encoder
 from ..models.checkpoint import state_dict_mismatch
 from ..parsing import make_config
+from ..resources import check_workers
 from ..rng import torch_generator, torch_seed
 from .checkpoint import RunDir, load_checkpoint, restore_rng_states, save_checkpoint
 from .config import PretrainConfig, build_config, lr_at
@@ -153,7 +154,10 @@ class _Trainer:
     # ------------------------------------------------------------------ setup
 
     def _check_run_dir(self) -> None:
-        """Refuse an --out that cannot hold this run, before any work; on rank 0, create it."""
+        """Refuse an --out that cannot hold this run (or a --workers the machine cannot give), before any work;
+        on rank 0, create it."""
+        if self.config.workers is not None:
+            check_workers(self.config.workers, "--workers", allow_zero=True)
         run = self.run_dir
         if run.root.exists() and not run.root.is_dir():
             raise UserError(f"--out {run.root} is a file, not a folder; choose a folder for the run")

@@ -174,6 +174,48 @@ def test_report_maths_spearman_gap_and_seed_spread(tmp_path):
     assert bn["gap_closure"] == pytest.approx((67 - 52) / (75 - 52)) and bn["spearman_vs_paper"] == pytest.approx(0.8)
     assert (tmp_path / "chart_cifar10.png").stat().st_size > 1000
     assert summary["datasets"][0]["gap_closure"] == pytest.approx(0.75)
+    # rows without per-image outcomes: no interval, and the report says why
+    ci = summary["datasets"][0]["spearman_ci"]
+    assert not ci["available"] and ci["estimate"] == pytest.approx(0.8) and "no per-image top1 outcomes" in ci["reason"]
+    assert "Linear top-1: **0.80**, interval unavailable: 4 of 4 paper families" in text
+    ranks = {r["entry"]: (r["paper_rank"], r["top1_rank"], r["top1_bn_rank"]) for r in summary["datasets"][0]["rank_table"]}
+    assert ranks == {"d": (1, 1, 1), "c": (2, 3, 3), "b": (3, 2, 2), "a": (4, 4, 4)}  # fractal is not ranked
+    assert "| dead leaves | c | 40.0 | 2 | 58.0 | 3 | 57.0 | 3 |" in text
+    within = summary["datasets"][0]["orders"]["within_family"]
+    assert within[0]["swapped"] == [["c", "b"]] and within[0]["kendall_tau"] == pytest.approx(2 / 3)
+
+
+def test_entry_results_keep_per_image_outcomes_of_both_probes(tmp_path, monkeypatch):
+    """The entry JSON keeps which test images each probe got right (also with BN re-estimated), and its row
+    carries them to the report; re-reading the cached JSON gives the same row."""
+    from noisevision.comparison import suite
+    from noisevision.eval import decode_outcomes, encode_outcomes
+
+    calls: list[bool] = []
+
+    def fake_probe(**cfg):
+        bn = cfg.get("bn_recalibrate", False)
+        calls.append(bn)
+        per = {"n_test": 4, "test_set": "abc", "encoding": "packbits-base64url",
+               "linear_top1": encode_outcomes([True, bn, False, False]), "knn_top1": encode_outcomes([True] * 4)}
+        return {"metrics": {"top1": 50.0 if bn else 25.0, "top5": 100.0, "knn_top1": 100.0, "alignment": None,
+                            "uniformity": None},
+                "dataset": {"path": str(tmp_path / "cifar10")}, "bn_recalibrate": {"enabled": bn},
+                "timings_s": {"total_s": 1.0}, "per_image": per}
+
+    monkeypatch.setattr(suite, "probe", fake_probe)
+    run = suite.SuiteRun(get_profile("cpu"), tmp_path / "out")  # probes with and without BN re-estimation
+    entry, (ds,) = suite._entry("baseline/random-init"), suite.parse_datasets("cifar10")
+    row = run.probe_entry(entry, ds, run.random_encoder(), 0)
+    assert calls == [False, True]
+    stored = json.loads((tmp_path / "out" / row["result_file"]).read_text())
+    assert stored["per_image"]["n_test"] == 4 and stored["bn_recalibrated"]["per_image"]["test_set"] == "abc"
+    o = row["outcomes"]
+    assert (o["n_test"], o["test_set"]) == (4, "abc")
+    assert decode_outcomes(o["top1"], 4).tolist() == [True, False, False, False]
+    assert decode_outcomes(o["top1_bn"], 4).tolist() == [True, True, False, False]
+    assert decode_outcomes(o["knn"], 4).all()
+    assert run.probe_entry(entry, ds, run.random_encoder(), 0) == row and calls == [False, True]  # cached
 
 
 def test_compute_time_counts_each_run_once_and_probes_per_dataset():
@@ -296,6 +338,7 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
         if r["kind"] == "generator":
             assert r["pretrain_seconds"] > 0 and r["pretrain_images_per_s"] > 0 and r["gen_seconds"] > 0
         assert r["probe_seconds"] > 0
+        assert r["outcomes"]["n_test"] == 2000 and {"top1", "top1_bn", "knn"} <= set(r["outcomes"])
     report = (out / "results.md").read_text()
     assert (out / "chart_cifar10.png").exists() and "| dead leaves |" in report and "Measured compute of these 3 runs" in report
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if "entries" in p.parts}

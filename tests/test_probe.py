@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from noisevision.cli import main
-from noisevision.eval import probe
+from noisevision.eval import decode_outcomes, encode_outcomes, probe
 from noisevision.eval.features import extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm
 from noisevision.models import create_encoder, save_encoder
 
@@ -57,6 +57,9 @@ def test_fast_probe_separates_solid_colours(solid_colours, cache, tmp_path, caps
     assert 0.0 <= m["alignment"] <= 4.0 and -4.0 <= m["uniformity"] <= 0.0
     for key in ("encoder", "dataset", "timings_s", "torch", "device", "seed", "config"):
         assert key in result
+    per = result["per_image"]  # which test images each classifier got right
+    assert per["n_test"] == 32 and per["encoding"] == "packbits-base64url" and len(per["test_set"]) == 16
+    assert decode_outcomes(per["linear_top1"], 32).all() and decode_outcomes(per["knn_top1"], 32).all()
     printed = capsys.readouterr().out
     assert "linear top-1" in printed and "100.00" in printed
 
@@ -69,6 +72,24 @@ def test_pixels_baseline_and_paper_protocol(solid_colours, cache):
                   progress=False, align_images=0)
     assert paper["metrics"]["top1"] >= 90.0
     assert paper["linear"]["lr_milestones"] == [12, 16]
+    correct = decode_outcomes(paper["per_image"]["linear_top1"], paper["dataset"]["n_test"])
+    assert 100 * correct.mean() == pytest.approx(paper["metrics"]["top1"], abs=1e-3)
+
+
+def test_per_image_outcomes_round_trip_and_bad_text_is_refused():
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 8, 9, 1001):
+        bits = rng.random(n) < 0.5
+        np.testing.assert_array_equal(decode_outcomes(encode_outcomes(bits), n), bits)
+    assert encode_outcomes([True] * 8) == "_w=="  # URL-safe: no "/" that could pass for a path
+    with pytest.raises(ValueError, match="1001 images need 126"):
+        decode_outcomes(encode_outcomes([True] * 9), 1001)
+    with pytest.raises(ValueError, match="past the image count"):
+        decode_outcomes(encode_outcomes([True] * 8), 7)
+    with pytest.raises(ValueError, match="not valid base64"):
+        decode_outcomes("abc", 3)
+    with pytest.raises(ValueError, match="1-d"):
+        encode_outcomes(np.zeros((2, 2), bool))
 
 
 def test_random_encoder_is_seeded_and_max_train_subsets(solid_colours, cache):

@@ -293,6 +293,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for s in summary["datasets"]:
         rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
         gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
+        ci = s.get("spearman_ci", {})
+        if ci.get("available"):
+            rho += f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f})"
         print(f"{s['dataset']}: Spearman vs paper {rho}; gap closure {gap} (best: {s['best_entry']})")
     print(f"charts and tables in {out}/")
     note = get_profile(cfg.profile).note

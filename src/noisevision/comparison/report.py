@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_path, atomic_write_text
+from .stats import DEFAULT_REPLICATES, order_agreement, rank_table, spearman_interval
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
@@ -65,7 +66,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["entry"], r["dataset"]), []).append(r)
     out = []
     for (entry, ds), rs in groups.items():
-        agg = dict(rs[0])
+        agg = {k: v for k, v in rs[0].items() if k != "outcomes"}  # per-seed outcomes stay in the rows
         for k in ("top1", "top1_bn", "top5", "knn", "alignment", "uniformity", "pretrain_seconds", "pretrain_images_per_s"):
             vals = [r[k] for r in rs if r.get(k) is not None]
             agg[k] = float(np.mean(vals)) if vals else None
@@ -165,8 +166,14 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
 
 
 def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, profile: str,
-                 datasets: Sequence[str], description: str = "") -> dict[str, Any]:
-    """rows -> results.md, chart_<dataset>.png and summary.json in ``out_dir``; nothing else."""
+                 datasets: Sequence[str], description: str = "", bootstrap_replicates: int = DEFAULT_REPLICATES,
+                 bootstrap_seed: int = 0) -> dict[str, Any]:
+    """rows -> results.md, chart_<dataset>.png and summary.json in ``out_dir``; nothing else.
+
+    Per dataset and metric, besides the table: the Spearman correlation with the paper and its
+    bootstrap interval (``bootstrap_replicates`` replicates seeded by ``bootstrap_seed``), the gap
+    closure, our rank of each paper family next to the paper's, and which orders agree with the paper's.
+    """
     out_dir = Path(out_dir)
     agg = aggregate(rows)
     with_bn = any(r.get("top1_bn") is not None for r in agg)
@@ -184,6 +191,11 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
         # the same figures for the secondary metrics (BN re-estimated top-1 when probed, kNN)
         s["other_metrics"] = {m: comparison_summary(agg, d, m) for m in SECONDARY_METRICS
                               if m != "top1_bn" or with_bn}
+        metrics = ["top1", *s["other_metrics"]]
+        for m, part in [("top1", s), *s["other_metrics"].items()]:
+            part["spearman_ci"] = spearman_interval(rows, d, m, bootstrap_replicates, bootstrap_seed)
+            part["orders"] = order_agreement(agg, d, m)
+        s["rank_table"] = rank_table(agg, d, metrics)
         summaries.append(s)
         rs = sorted([r for r in agg if r["dataset"] == d], key=lambda r: (r["kind"] != "random", r["kind"] == "real",
                                                                           r["family"], -(r["top1"] or 0)))
@@ -196,6 +208,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
             knn_sd = f", kNN {sp['knn_std']:.2f}" if sp.get("knn_std") is not None else ""
             lines.append(f"Seed-to-seed spread of {sp['entry']} (seeds {', '.join(map(str, sp['seeds']))}): "
                          f"top-1 sd **{sp['top1_std']:.2f}**{bn_sd}{knn_sd}.\n")
+        lines += _rank_section(s, metrics)
         lines.append(f"![chart](chart_{_slug(d)}.png)\n")
         bar_chart(agg, d, out_dir / f"chart_{_slug(d)}.png", f"{d} linear probe ({profile} profile)")
     compute = compute_time(rows)
@@ -242,6 +255,81 @@ def _summary_sentence(s: dict[str, Any], label: str) -> str:
     return (f"{label}: Spearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper "
             f"families): **{rho}**. Gap closure of the best synthetic entry ({s['best_entry']}): **{gap}** "
             "(best - random) / (real - random).\n")
+
+
+def _rank_label(rank: float | None) -> str | None:
+    return None if rank is None else f"{rank:g}"
+
+
+def _interval_text(ci: dict[str, Any]) -> str:
+    if not ci.get("available"):
+        return f"interval unavailable: {ci['reason']}"
+    return f"{100 * ci['level']:.0f}% interval [{ci['low']:.2f}, {ci['high']:.2f}]"
+
+
+def _rank_section(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
+    """results.md lines: the rank table, the intervals of the correlation, and the order agreement."""
+    table = s["rank_table"]
+    if not table:
+        return []
+    parts = {"top1": s, **s["other_metrics"]}
+    short = {"top1": "top-1", "top1_bn": "top-1 BN re-est.", "knn": "kNN"}
+    cols, heads = ["family", "entry", "paper_top1", "paper_rank"], ["family", "generator", "paper IN-100 top-1",
+                                                                     "paper rank"]
+    for m in metrics:
+        cols += [m, f"{m}_rank"]
+        heads += [short.get(m, m), "rank"]
+    shown = [{**r, **{k: _rank_label(r.get(k)) for k in r if k.endswith("_rank")}} for r in table]
+    lines = ["### Ranks against the paper\n",
+             f"Rank 1 is the best of the paper's {len(table)} families; the paper ranks them by ImageNet-100 "
+             "linear top-1.\n", markdown_table(shown, cols, heads)]
+    ci = s["spearman_ci"]
+    resampled = "test images, the same draw for every entry" + (
+        ", and each multi-seed entry's seeds with replacement, averaged" if ci.get("seeds_resampled") else "")
+    lines.append(f"Spearman correlation with the paper and its {100 * ci['level']:.0f}% bootstrap interval "
+                 f"({ci['replicates']} replicates, seed {ci['seed']}, resampling {resampled}):\n")
+    for m in metrics:
+        p = parts[m]
+        rho = "n/a" if p["spearman_vs_paper"] is None else f"{p['spearman_vs_paper']:.2f}"
+        lines.append(f"- {METRIC_LABELS[m]}: **{rho}**, {_interval_text(p['spearman_ci'])}")
+    lines.append("\nOrder within each family (Kendall tau with the paper's order; `x < y`: we rank x, the paper's "
+                 "higher one, below y):\n")
+    within = {m: parts[m]["orders"]["within_family"] for m in metrics}
+    fams = [w["family"] for w in within[metrics[0]]]
+    rows = []
+    for fam in fams:
+        row = {"family": fam, "paper": " > ".join(next(w for w in within[metrics[0]] if w["family"] == fam)
+                                                  ["paper_order"])}
+        for m in metrics:
+            w = next((w for w in within[m] if w["family"] == fam), None)
+            row[m] = None if w is None else _agreement_text(w)
+        rows.append(row)
+    lines.append(markdown_table(rows, ["family", "paper", *metrics],
+                                ["family", "paper order (best first)", *[short.get(m, m) for m in metrics]]))
+    across = parts[metrics[0]]["orders"]["across_family"]
+    lines.append(f"Across families (mean of each family's members above): paper "
+                 f"{' > '.join(across['paper_order'])}.\n")
+    for m in metrics:
+        a = parts[m]["orders"]["across_family"]
+        rho = "n/a" if a["spearman"] is None else f"{a['spearman']:.2f}"
+        lines.append(f"- {METRIC_LABELS[m]}: {' > '.join(a['our_order'])} ({_agreement_text(a)}; Spearman {rho})")
+    lines.append("")
+    return lines
+
+
+def _agreement_text(a: dict[str, Any], listed: int = 3) -> str:
+    """``same order``, or tau and the pairs we order the other way (``x < y``: we put the paper's higher x
+    below y); more than ``listed`` pairs are only counted (summary.json lists them all)."""
+    tau = "n/a" if a["kendall_tau"] is None else f"{a['kendall_tau']:.2f}"
+    if a["same_order"]:
+        return f"same order (tau {tau})"
+    total = a["concordant"] + len(a["swapped"]) + len(a["tied"])
+    text = f"tau {tau}; {len(a['swapped'])} of {total} pairs swapped"
+    if 0 < len(a["swapped"]) <= listed:
+        text += ": " + ", ".join(f"{hi} < {lo}" for hi, lo in a["swapped"])
+    if a["tied"]:
+        text += f"; {len(a['tied'])} tied"
+    return text
 
 
 def _slug(name: str) -> str:

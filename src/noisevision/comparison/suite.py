@@ -45,6 +45,7 @@ from ..resources import max_workers
 from ..train import PretrainConfig, pretrain
 from .paper import BEYOND_PAPER, FDSL_GENERATORS, PAPER_FAMILIES, PAPER_ROWS, RANDOM_KEY, REAL_KEY, SUPERVISED_SUFFIX
 from .report import write_report
+from .stats import row_outcomes
 
 __all__ = ["BEYOND_PAPER", "FDSL_GENERATORS", "PAPER_FAMILIES", "RANDOM_KEY", "REAL_KEY", "CompareConfig", "Entry", "Profile",
            "compare", "get_profile", "list_profiles", "paper_suite", "run_suite", "select_entries"]
@@ -523,7 +524,8 @@ class SuiteRun:
                 bn = probe(**cfg, bn_recalibrate=True, align_images=0, data_root=self.data_root, device=self.device,
                            out=None, progress=self.progress)
                 result["bn_recalibrated"] = {"metrics": {k: bn["metrics"][k] for k in BN_METRICS},
-                                             "bn_recalibrate": bn["bn_recalibrate"], "timings_s": bn["timings_s"]}
+                                             "bn_recalibrate": bn["bn_recalibrate"], "timings_s": bn["timings_s"],
+                                             "per_image": bn["per_image"]}
             result["suite"] = {"entry": entry.key, "family": entry.family, "profile": self.profile.name, **timings}
             result = self.portable_result(result, result["dataset"]["path"], ds.name)
             write_json(path, result)
@@ -537,6 +539,9 @@ class SuiteRun:
             "result_file": str(path.relative_to(self.out)),
         }
         row.update({k: result["suite"][k] for k in TIMING_KEYS if k in result["suite"]})
+        outcomes = row_outcomes(result)
+        if outcomes:  # results probed before per-image outcomes were kept have none
+            row["outcomes"] = outcomes
         probe_s = [r.get("timings_s", {}).get("total_s") for r in (result, result.get("bn_recalibrated", {}))]
         row["probe_seconds"] = round(sum(t for t in probe_s if t), 1)
         return row

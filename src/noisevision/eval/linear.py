@@ -120,10 +120,16 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, float]:
     """Percentage of rows whose label is among the top-k logits, for each k (k capped at K)."""
+    return topk_correct(logits, y, ks)[0]
+
+
+def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks: Sequence[int] = (1, 5)
+                 ) -> tuple[dict[int, float], np.ndarray]:
+    """:func:`topk_accuracy` and, from the same ranking, which rows are correct at top-1 (bool (N,))."""
     kmax = min(max(ks), logits.shape[1])
     top = logits.topk(kmax, dim=1).indices
     hit = top == y[:, None]
-    return {k: 100.0 * hit[:, : min(k, kmax)].any(1).float().mean().item() for k in ks}
+    return {k: 100.0 * hit[:, : min(k, kmax)].any(1).float().mean().item() for k in ks}, hit[:, 0].cpu().numpy()
 
 
 def fit_linear_probe(

@@ -45,9 +45,10 @@ from ..models import Encoder, build_encoder, list_encoder_specs
 from ..parsing import make_config
 from ..rng import seeded_torch, torch_generator
 from .features import embed, extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm, to_model_input
-from .knn import knn_accuracy
-from .linear import fit_linear_probe, standardize, topk_accuracy
+from .knn import knn_predict_scores
+from .linear import fit_linear_probe, standardize, topk_correct
 from .metrics import alignment_uniformity
+from .outcomes import ENCODING, encode_outcomes, test_set_fingerprint
 
 PROTOCOLS = ("fast", "paper")
 # Where the result goes and how it is shown: not part of the result's recorded config.
@@ -170,10 +171,10 @@ def _check_same_classes(train: LabeledImages, test: LabeledImages, train_split: 
 # ------------------------------------------------------------------ protocols
 
 
-def _fast_linear(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, n_classes: int, seed: int) -> tuple[dict, dict]:
+def _fast_linear(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, n_classes: int, seed: int) -> tuple[dict, dict, np.ndarray]:
     train_x, test_x = standardize(train_x, test_x)  # in place: the raw features are not needed afterwards
     fit = fit_linear_probe(train_x, train_y, n_classes, seed=seed)
-    acc = topk_accuracy(fit.model.logits(test_x), test_y, ks=(1, 5))
+    acc, correct = topk_correct(fit.model.logits(test_x), test_y, ks=(1, 5))
     details = {
         "lambda": fit.lam,
         "val_top1_by_lambda": {f"{k:g}": round(v, 3) for k, v in fit.val_top1.items()},
@@ -182,13 +183,13 @@ def _fast_linear(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
         "lbfgs_evaluations": fit.model.iterations,
         "solver": "L-BFGS, closed-form gradient, full batch",
     }
-    return {"top1": acc[1], "top5": acc[5]}, details
+    return {"top1": acc[1], "top5": acc[5]}, details, correct
 
 
 def _paper_linear(
     encoder: Encoder, train: LabeledImages, test: LabeledImages, layer: str, size: int, preset: str, mean, std,
     cfg: ProbeConfig, device: torch.device, progress: bool,
-) -> tuple[dict, dict]:
+) -> tuple[dict, dict, np.ndarray]:
     """The paper's linear evaluation: a linear layer on frozen ``layer`` features, Adam(1e-3, betas
     (0.5, 0.999)), batch 128, lr x0.2 at 60% and 80% of the epochs; training views RandomResizedCrop(size)
     + horizontal flip; test Resize(size * 70/64) + CenterCrop(size)."""
@@ -231,11 +232,11 @@ def _paper_linear(
         for start in range(0, len(test), cfg.batch_size):
             x = to_model_input(test.images[start : start + cfg.batch_size], size, mean, std, resize_ratio=70 / 64)
             logits.append(head(encode(x)).cpu())
-    acc = topk_accuracy(torch.cat(logits), torch.from_numpy(test.labels), ks=(1, 5))
+    acc, correct = topk_correct(torch.cat(logits), torch.from_numpy(test.labels), ks=(1, 5))
     details = {"epochs": cfg.epochs, "batch_size": batch, "optimizer": "Adam(lr=1e-3, betas=(0.5, 0.999))",
                "lr_milestones": milestones, "lr_gamma": 0.2, "train_aug": "RandomResizedCrop(0.08-1) + flip",
                "test_transform": f"Resize({round(size * 70 / 64)}) + CenterCrop({size})"}
-    return {"top1": acc[1], "top5": acc[5]}, details
+    return {"top1": acc[1], "top5": acc[5]}, details, correct
 
 
 def _align_uniform(encoder: Encoder, test: LabeledImages, size: int, mean, std, cfg: ProbeConfig, device: torch.device) -> dict:
@@ -287,6 +288,8 @@ class ProbeOutcome:
     linear_details: dict[str, Any]
     knn: dict[int, float]
     align_uniform: dict[str, Any]
+    # which test images each classifier got right at top-1 (bool (n_test,)): "linear_top1", "knn_top1"
+    correct: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def plan_probe(cfg: ProbeConfig, timer: _Timer) -> ProbePlan:
@@ -350,15 +353,17 @@ def run_probe(plan: ProbePlan, timer: _Timer) -> ProbeOutcome:
 
     with timer.phase("fit_s"):
         if cfg.protocol == "fast":
-            linear, linear_details = _fast_linear(train_feats, train_y, test_feats, test_y, n_classes, cfg.seed)
+            linear, linear_details, linear_correct = _fast_linear(train_feats, train_y, test_feats, test_y, n_classes, cfg.seed)
         else:
-            linear, linear_details = _paper_linear(encoder, train, test, layer, size, plan.preset, mean, std, cfg, device, cfg.progress)
+            linear, linear_details, linear_correct = _paper_linear(encoder, train, test, layer, size, plan.preset, mean, std, cfg, device, cfg.progress)
     with timer.phase("knn_s"):
-        knn = knn_accuracy(train_emb, train_y, test_emb, test_y, n_classes, k=cfg.knn_k, temperature=cfg.knn_temperature)
+        scores = knn_predict_scores(train_emb, train_y, test_emb, n_classes, k=cfg.knn_k, temperature=cfg.knn_temperature)
+        knn, knn_correct = topk_correct(scores, test_y, ks=(1, 5))
     with timer.phase("align_uniform_s"):
         au = _align_uniform(encoder, test, size, mean, std, cfg, device)
     timer.seconds["total_s"] = round(sum(timer.seconds.values()), 3)
-    return ProbeOutcome(bn_layers, feature_dim, embedding_dim, linear, linear_details, knn, au)
+    return ProbeOutcome(bn_layers, feature_dim, embedding_dim, linear, linear_details, knn, au,
+                        {"linear_top1": linear_correct, "knn_top1": knn_correct})
 
 
 def probe_result(plan: ProbePlan, outcome: ProbeOutcome, timer: _Timer) -> dict[str, Any]:
@@ -389,6 +394,10 @@ def probe_result(plan: ProbePlan, outcome: ProbeOutcome, timer: _Timer) -> dict[
         "linear": outcome.linear_details,
         "knn": {"k": cfg.knn_k, "temperature": cfg.knn_temperature, "features": "embedding", "similarity": "cosine"},
         "align_uniform": {"images": au["align_images"], "augmentation": "small", "alpha": 2, "t": 2},
+        # which test images were classified correctly, so a report can resample the test set
+        # (eval/outcomes.py); test_set identifies the images, in order
+        "per_image": {"n_test": len(test), "test_set": test_set_fingerprint(test.files), "encoding": ENCODING,
+                      **{k: encode_outcomes(v) for k, v in outcome.correct.items()}},
         "timings_s": timer.seconds,
         "seed": cfg.seed,
         "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUN_ONLY_FIELDS},

@@ -1,0 +1,230 @@
+"""How far our ranking of the paper's families agrees with the paper's, and how sure we can be of it.
+
+* :func:`rank_table`: each paper family's rank by each metric next to its rank in the paper;
+* :func:`spearman_interval`: a bootstrap confidence interval of the Spearman correlation with the
+  paper. Each replicate resamples the test images (the same resampled images for every entry, since
+  every entry was probed on the same images) and, for entries run with several seeds, resamples
+  their seeds with replacement and averages them, as the point estimate averages them. It needs
+  the probes' per-image outcomes (``eval/outcomes.py``); results probed before those were kept
+  get no interval, and the reason says so;
+* :func:`order_agreement`: within each of the paper's families with several members (dead leaves,
+  statistical, StyleGAN, feature vis), whether our order of the members is the paper's (Kendall tau
+  and the swapped pairs); across families, the order of the family means.
+
+Rows are the comparison's flat rows (``rows.jsonl``); ``agg`` rows are averaged over seeds
+(:func:`noisevision.comparison.report.aggregate`).
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..eval.outcomes import decode_outcomes
+
+# row metric -> the probe's per-image outcome it is the mean of
+OUTCOME_OF_METRIC = {"top1": "linear_top1", "knn": "knn_top1", "top1_bn": "linear_top1"}
+DEFAULT_REPLICATES = 1000
+_CHUNK = 100  # replicates drawn at once: bounds the (chunk, n_test) count matrix
+
+
+def row_outcomes(result: dict[str, Any]) -> dict[str, Any] | None:
+    """A comparison row's per-image outcomes from an entry's probe result (None for older results):
+    ``{"n_test", "test_set", "top1", "knn"[, "top1_bn"]}``, each metric as encoded bits."""
+    per = result.get("per_image")
+    if not per:
+        return None
+    out = {"n_test": per["n_test"], "test_set": per["test_set"],
+           "top1": per[OUTCOME_OF_METRIC["top1"]], "knn": per[OUTCOME_OF_METRIC["knn"]]}
+    bn = result.get("bn_recalibrated", {}).get("per_image")
+    if bn and (bn["n_test"], bn["test_set"]) == (per["n_test"], per["test_set"]):
+        out["top1_bn"] = bn[OUTCOME_OF_METRIC["top1_bn"]]
+    return out
+
+
+def _paper_rows(rows: Sequence[dict[str, Any]], dataset: str, metric: str) -> list[dict[str, Any]]:
+    """Rows of the paper's own families on ``dataset`` that have ``metric``."""
+    return [r for r in rows if r["dataset"] == dataset and r.get("paper_family") and r.get("paper_top1") is not None
+            and r.get(metric) is not None]
+
+
+def _ranks_best_first(values: Sequence[float]) -> list[float]:
+    """Rank 1 for the highest value; ties share their average rank."""
+    from scipy.stats import rankdata
+
+    return [float(v) for v in rankdata([-v for v in values], method="average")]
+
+
+def rank_table(agg: Sequence[dict[str, Any]], dataset: str, metrics: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per paper family of ``dataset``, in the paper's order: the paper's top-1 and rank, and
+    for each metric our value and rank (1 = best) among the families that have that metric."""
+    fams = _paper_rows(agg, dataset, "paper_top1")
+    out = {r["entry"]: {"entry": r["entry"], "family": r["family"], "paper_top1": r["paper_top1"]} for r in fams}
+    for r, rank in zip(fams, _ranks_best_first([r["paper_top1"] for r in fams])):
+        out[r["entry"]]["paper_rank"] = rank
+    for m in metrics:
+        have = [r for r in fams if r.get(m) is not None]
+        for r, rank in zip(have, _ranks_best_first([r[m] for r in have])):
+            out[r["entry"]].update({m: r[m], f"{m}_rank": rank})
+    return sorted(out.values(), key=lambda r: r["paper_rank"])
+
+
+def _unavailable(base: dict[str, Any], reason: str, **extra: Any) -> dict[str, Any]:
+    return {**base, "available": False, "reason": reason, **extra}
+
+
+def spearman_interval(rows: Sequence[dict[str, Any]], dataset: str, metric: str = "top1",
+                      replicates: int = DEFAULT_REPLICATES, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Bootstrap ``level`` interval of the Spearman correlation between ``metric`` (averaged over each
+    entry's seeds) and the paper's top-1, over the paper's families on ``dataset``.
+
+    ``rows`` are per seed (not aggregated). The interval is the percentile interval of ``replicates``
+    replicates drawn from ``numpy.random.default_rng(seed)``; replicates in which every family ties
+    have no correlation and are left out (counted in ``undefined_replicates``). When the per-image
+    outcomes are missing, unreadable, or not over the same test images for every entry, the result
+    has ``available: False`` and the ``reason``; an interval is never made up.
+    """
+    from scipy.stats import rankdata, spearmanr
+
+    if replicates < 1 or not 0 < level < 1:
+        raise ValueError(f"need replicates >= 1 and 0 < level < 1, got {replicates} and {level}")
+    base: dict[str, Any] = {"metric": metric, "level": level, "replicates": replicates, "seed": seed}
+    by_entry: dict[str, list[dict[str, Any]]] = {}
+    for r in _paper_rows(rows, dataset, metric):
+        by_entry.setdefault(r["entry"], []).append(r)
+    if len(by_entry) < 3:
+        return _unavailable(base, f"{len(by_entry)} of the paper's families have a {metric} result on {dataset}; "
+                                  "a rank correlation needs at least 3")
+    means = [float(np.mean([r[metric] for r in rs])) for rs in by_entry.values()]
+    paper = [rs[0]["paper_top1"] for rs in by_entry.values()]
+    constant = len(set(means)) < 2 or len(set(paper)) < 2
+    base.update(families=len(by_entry), estimate=None if constant else _none_if_nan(spearmanr(means, paper).statistic))
+    missing = sorted(e for e, rs in by_entry.items() if any(metric not in (r.get("outcomes") or {}) for r in rs))
+    if missing:
+        return _unavailable(base, f"{len(missing)} of {len(by_entry)} paper families have no per-image {metric} "
+                                  "outcomes (probed before they were recorded); re-probe them for an interval",
+                            missing=missing)
+
+    columns, test_sets = [], set()
+    for entry, rs in by_entry.items():
+        for r in rs:
+            o = r["outcomes"]
+            try:
+                correct = decode_outcomes(o[metric], o["n_test"])
+            except (ValueError, KeyError) as exc:
+                return _unavailable(base, f"the per-image outcomes of {entry} (seed {r['seed']}) are unreadable: {exc}")
+            if abs(100.0 * correct.mean() - r[metric]) > 0.01:  # the metric is stored rounded to 3 decimals
+                return _unavailable(base, f"the per-image outcomes of {entry} (seed {r['seed']}) give "
+                                          f"{100.0 * correct.mean():.3f}, not its recorded {metric} {r[metric]}")
+            test_sets.add((o["n_test"], o.get("test_set")))
+            columns.append(correct)
+    if len(test_sets) > 1:
+        return _unavailable(base, f"the entries were probed on {len(test_sets)} different sets of test images "
+                                  "(e.g. a max_test subset drawn per seed), so images cannot be resampled jointly")
+    n = columns[0].shape[0]
+    if n == 0:
+        return _unavailable(base, "the probes had no test images")
+
+    rng = np.random.default_rng(seed)
+    outcomes = np.stack(columns).astype(np.float32).T  # (n_test, entry x seed columns)
+    acc = np.empty((replicates, outcomes.shape[1]))
+    for start in range(0, replicates, _CHUNK):
+        b = min(_CHUNK, replicates - start)
+        draws = rng.integers(0, n, size=(b, n))
+        # how often each image is drawn in each replicate; counts @ outcomes is exact (integers < 2**24)
+        counts = np.bincount((np.arange(b)[:, None] * n + draws).ravel(), minlength=b * n).reshape(b, n)
+        acc[start:start + b] = counts.astype(np.float32) @ outcomes / n
+    per_entry, col = np.empty((replicates, len(by_entry))), 0
+    for j, rs in enumerate(by_entry.values()):
+        k = len(rs)
+        if k == 1:
+            per_entry[:, j] = acc[:, col]
+        else:  # the seeds resampled with replacement, then averaged like the point estimate
+            picks = rng.integers(0, k, size=(replicates, k))
+            per_entry[:, j] = np.take_along_axis(acc[:, col:col + k], picks, axis=1).mean(axis=1)
+        col += k
+
+    ranks = rankdata(per_entry, axis=1)
+    ranks -= ranks.mean(axis=1, keepdims=True)
+    paper_ranks = rankdata(paper)
+    paper_ranks -= paper_ranks.mean()
+    norm = np.sqrt((ranks ** 2).sum(axis=1) * (paper_ranks ** 2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(norm > 0, ranks @ paper_ranks / norm, np.nan)
+    defined = rho[~np.isnan(rho)]
+    base.update(n_test=n, seeds_resampled=sorted(e for e, rs in by_entry.items() if len(rs) > 1),
+                undefined_replicates=int(replicates - defined.size))
+    if defined.size == 0:
+        return _unavailable(base, "every family ties in every replicate, so no rank correlation is defined")
+    tail = 100 * (1 - level) / 2
+    low, median, high = np.percentile(defined, [tail, 50, 100 - tail])
+    return {**base, "available": True, "low": float(low), "high": float(high), "bootstrap_median": float(median)}
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x is None or np.isnan(x) else float(x)
+
+
+def _kendall(ours: Sequence[float], paper: Sequence[float]) -> float | None:
+    from scipy.stats import kendalltau
+
+    if len(ours) < 2 or len(set(ours)) < 2 or len(set(paper)) < 2:
+        return None
+    return _none_if_nan(kendalltau(ours, paper).statistic)
+
+
+def _pairs(names: Sequence[str], ours: Sequence[float], paper: Sequence[float]) -> dict[str, Any]:
+    """Pairs the paper orders, split by whether we order them the same way (swapped pairs and ties are
+    listed, higher in the paper first)."""
+    concordant, swapped, tied = 0, [], []
+    for i, j in itertools.combinations(range(len(names)), 2):
+        if paper[i] == paper[j]:
+            continue
+        hi, lo = (i, j) if paper[i] > paper[j] else (j, i)
+        if ours[hi] > ours[lo]:
+            concordant += 1
+        elif ours[hi] < ours[lo]:
+            swapped.append([names[hi], names[lo]])
+        else:
+            tied.append([names[hi], names[lo]])
+    return {"concordant": concordant, "swapped": swapped, "tied": tied}
+
+
+def _order(names: Sequence[str], values: Sequence[float]) -> list[str]:
+    return [n for _, n in sorted(zip(values, names), key=lambda t: -t[0])]
+
+
+def order_agreement(agg: Sequence[dict[str, Any]], dataset: str, metric: str = "top1") -> dict[str, Any]:
+    """Within-family and across-family agreement of ``metric`` with the paper's orders on ``dataset``.
+
+    ``within_family``: for each family with at least two of the paper's entries, both orders (best first),
+    whether they are the same, Kendall tau and the pairs we order the other way. ``across_family``: the
+    families ranked by the mean of their members against the paper's means of the same members, with
+    Spearman and Kendall correlations.
+    """
+    from scipy.stats import spearmanr
+
+    fams: dict[str, list[dict[str, Any]]] = {}
+    for r in _paper_rows(agg, dataset, metric):
+        fams.setdefault(r["family"], []).append(r)
+    within = []
+    for fam, rs in fams.items():
+        if len(rs) < 2:
+            continue
+        names, ours, paper = [r["entry"] for r in rs], [r[metric] for r in rs], [r["paper_top1"] for r in rs]
+        pairs = _pairs(names, ours, paper)
+        within.append({"family": fam, "paper_order": _order(names, paper), "our_order": _order(names, ours),
+                       "same_order": not pairs["swapped"] and not pairs["tied"],
+                       "kendall_tau": _kendall(ours, paper), **pairs})
+    names = list(fams)
+    ours = [float(np.mean([r[metric] for r in fams[f]])) for f in names]
+    paper = [float(np.mean([r["paper_top1"] for r in fams[f]])) for f in names]
+    rho = (_none_if_nan(spearmanr(ours, paper).statistic)
+           if len(names) >= 2 and len(set(ours)) > 1 and len(set(paper)) > 1 else None)
+    across = {"families": names, "our_means": dict(zip(names, ours)), "paper_means": dict(zip(names, paper)),
+              "paper_order": _order(names, paper), "our_order": _order(names, ours),
+              "same_order": _order(names, paper) == _order(names, ours) and len(set(ours)) == len(ours),
+              "spearman": rho, "kendall_tau": _kendall(ours, paper), **_pairs(names, ours, paper)}
+    return {"metric": metric, "within_family": within, "across_family": across}

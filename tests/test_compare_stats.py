@@ -1,0 +1,166 @@
+"""The comparison's rank statistics: bootstrap interval of the Spearman correlation, rank table, order agreement."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from noisevision.comparison.report import aggregate, write_report
+from noisevision.comparison.stats import order_agreement, rank_table, row_outcomes, spearman_interval
+from noisevision.eval.outcomes import encode_outcomes
+
+N_TEST = 2000
+
+
+def _row(entry, correct=None, paper=30.0, family="dead leaves", seed=0, top1=None, test_set="t"):
+    """A comparison row; with ``correct`` (bool per test image), its top-1 and per-image outcomes."""
+    row = {"entry": entry, "family": family, "kind": "generator", "dataset": "cifar10", "seed": seed,
+           "top1": top1, "paper_top1": paper, "paper_family": True}
+    if correct is not None:
+        row["top1"] = 100.0 * float(np.mean(correct))
+        row["outcomes"] = {"n_test": len(correct), "test_set": test_set, "top1": encode_outcomes(correct)}
+    return row
+
+
+def _rows(accuracies, seed=0, n=N_TEST):
+    """One entry per accuracy (independent Bernoulli outcomes); the paper's numbers increase with the index."""
+    rng = np.random.default_rng(seed)
+    return [_row(f"e{i}", rng.random(n) < p, paper=20.0 + 2 * i) for i, p in enumerate(accuracies)]
+
+
+def test_entries_ordered_like_the_paper_with_large_gaps_give_a_tight_interval_near_one():
+    rows = _rows(np.linspace(0.30, 0.95, 14))
+    ci = spearman_interval(rows, "cifar10", replicates=300)
+    assert ci["available"] and ci["estimate"] == pytest.approx(1.0)
+    assert ci["low"] > 0.95 and ci["high"] == pytest.approx(1.0)
+    assert ci["families"] == 14 and ci["n_test"] == N_TEST and ci["undefined_replicates"] == 0
+
+
+def test_entries_of_equal_accuracy_give_a_wide_interval():
+    ci = spearman_interval(_rows([0.5] * 14), "cifar10", replicates=300)
+    assert ci["available"] and ci["high"] - ci["low"] > 0.5 and ci["low"] < 0 < ci["high"]
+
+
+def test_identical_outcomes_tie_every_replicate_so_no_interval():
+    same = np.random.default_rng(0).random(N_TEST) < 0.5
+    rows = [_row(f"e{i}", same, paper=20.0 + i) for i in range(5)]
+    ci = spearman_interval(rows, "cifar10", replicates=50)
+    assert not ci["available"] and "ties" in ci["reason"] and ci["undefined_replicates"] == 50
+
+
+def test_the_interval_is_deterministic_under_a_fixed_seed():
+    rows = _rows(np.linspace(0.45, 0.55, 6))
+    a = spearman_interval(rows, "cifar10", replicates=200, seed=3)
+    assert a == spearman_interval(rows, "cifar10", replicates=200, seed=3)
+    b = spearman_interval(rows, "cifar10", replicates=200, seed=4)
+    assert (a["low"], a["high"], a["bootstrap_median"]) != (b["low"], b["high"], b["bootstrap_median"])
+
+
+def test_seeds_of_an_entry_are_resampled_and_averaged():
+    """Two seeds of e0, one far below the others and one far above: resampling them with replacement
+    sometimes draws the low seed twice, so e0's rank varies between replicates, while it does not when
+    both seeds agree."""
+    rng = np.random.default_rng(1)
+    base = [_row(f"e{i}", rng.random(N_TEST) < p, paper=20.0 + 2 * i) for i, p in enumerate((0.3, 0.5, 0.7))]
+    split = [_row("e0", rng.random(N_TEST) < 0.1, paper=20.0, seed=1), _row("e0", rng.random(N_TEST) < 0.85,
+                                                                           paper=20.0, seed=2)]
+    rows = base[1:] + split
+    ci = spearman_interval(rows, "cifar10", replicates=400)
+    assert ci["seeds_resampled"] == ["e0"] and ci["available"]
+    # e0's mean (about 47.5) ranks it lowest, as the paper does; a replicate drawing its high seed twice ranks it first
+    assert ci["low"] < 0 < ci["high"]
+    agreeing = [_row("e0", rng.random(N_TEST) < 0.1, paper=20.0, seed=s) for s in (1, 2)]
+    tight = spearman_interval(base[1:] + agreeing, "cifar10", replicates=400)
+    assert tight["low"] == tight["high"] == pytest.approx(1.0)
+
+
+def test_no_interval_without_per_image_outcomes():
+    """Results probed before outcomes were kept: the interval is unavailable, with the reason; none is made up."""
+    rows = [_row(f"e{i}", top1=50.0 + i, paper=20.0 + i) for i in range(5)]
+    ci = spearman_interval(rows, "cifar10")
+    assert ci["available"] is False and "no per-image top1 outcomes" in ci["reason"]
+    assert ci["missing"] == [f"e{i}" for i in range(5)] and "low" not in ci and "high" not in ci
+    assert ci["estimate"] == pytest.approx(1.0)  # the point estimate stays
+    some = _rows([0.3, 0.5, 0.7]) + [_row("old", top1=60.0, paper=40.0)]
+    assert spearman_interval(some, "cifar10")["missing"] == ["old"]
+    few = spearman_interval(_rows([0.3, 0.5]), "cifar10")
+    assert not few["available"] and "at least 3" in few["reason"]
+
+
+def test_outcomes_that_do_not_fit_give_no_interval():
+    rows = _rows([0.3, 0.5, 0.7])
+    other = [dict(r) for r in rows]
+    other[1] = {**other[1], "outcomes": {**other[1]["outcomes"], "test_set": "another"}}
+    assert "different sets of test images" in spearman_interval(other, "cifar10")["reason"]
+    corrupt = [dict(r) for r in rows]
+    corrupt[0] = {**corrupt[0], "outcomes": {**corrupt[0]["outcomes"], "n_test": N_TEST + 100}}
+    assert "unreadable" in spearman_interval(corrupt, "cifar10")["reason"]
+    wrong = [dict(r) for r in rows]
+    wrong[2] = {**wrong[2], "top1": wrong[2]["top1"] + 1.0}
+    assert "not its recorded top1" in spearman_interval(wrong, "cifar10")["reason"]
+
+
+def test_rank_table_puts_our_rank_next_to_the_papers():
+    agg = [_row("a", top1=60.0, paper=40.0), _row("b", top1=55.0, paper=35.0), _row("c", top1=60.0, paper=30.0),
+           {**_row("fractal", top1=70.0, paper=50.0), "paper_family": False}]
+    for r, knn in zip(agg, (40.0, 45.0, 50.0, 30.0)):
+        r["knn"] = knn
+    table = rank_table(agg, "cifar10", ["top1", "knn"])
+    assert [(r["entry"], r["paper_rank"], r["top1_rank"], r["knn_rank"]) for r in table] == [
+        ("a", 1.0, 1.5, 3.0), ("b", 2.0, 3.0, 2.0), ("c", 3.0, 1.5, 1.0)]  # ties share their average rank
+    assert table[1]["top1"] == 55.0 and table[1]["knn"] == 45.0
+
+
+def test_within_and_across_family_agreement_on_a_hand_made_example():
+    agg = [
+        # dead leaves: paper a1 > a2 > a3; ours a1 > a3 > a2 -> one pair of three swapped, tau 1/3
+        _row("a1", top1=60.0, paper=40.0), _row("a2", top1=50.0, paper=38.0), _row("a3", top1=55.0, paper=36.0),
+        # stylegan: the paper's order, and the best family in both
+        _row("s1", top1=70.0, paper=45.0, family="stylegan"), _row("s2", top1=65.0, paper=41.0, family="stylegan"),
+        # a family of one is not ordered within
+        _row("f1", top1=40.0, paper=39.0, family="feature vis"),
+    ]
+    o = order_agreement(agg, "cifar10")
+    dl, sg = o["within_family"]
+    assert dl["family"] == "dead leaves" and dl["paper_order"] == ["a1", "a2", "a3"]
+    assert dl["our_order"] == ["a1", "a3", "a2"] and not dl["same_order"]
+    assert dl["kendall_tau"] == pytest.approx(1 / 3) and dl["concordant"] == 2 and dl["swapped"] == [["a2", "a3"]]
+    assert sg["same_order"] and sg["kendall_tau"] == pytest.approx(1.0) and sg["swapped"] == []
+    assert len(o["within_family"]) == 2
+    across = o["across_family"]
+    # means: ours stylegan 67.5 > dead leaves 55 > feature vis 40; paper stylegan 43 > feature vis 39 > dead leaves 38
+    assert across["our_order"] == ["stylegan", "dead leaves", "feature vis"]
+    assert across["paper_order"] == ["stylegan", "feature vis", "dead leaves"]
+    assert across["swapped"] == [["feature vis", "dead leaves"]] and across["spearman"] == pytest.approx(0.5)
+    assert across["paper_means"]["dead leaves"] == pytest.approx(38.0)
+
+
+def test_report_shows_ranks_interval_and_orders(tmp_path):
+    rows = [{**r, "kind": "generator", "knn": r["top1"] - 5} for r in _rows(np.linspace(0.3, 0.9, 4))]
+    for r, fam in zip(rows, ("dead leaves", "dead leaves", "stylegan", "stylegan")):
+        r["family"] = fam
+    rows += [{**_row("old", top1=50.0, paper=19.0, family="statistical"), "knn": 45.0}]
+    summary = write_report(rows, tmp_path, "t", ["cifar10"], bootstrap_replicates=100)
+    s = summary["datasets"][0]
+    assert not s["spearman_ci"]["available"] and s["spearman_ci"]["missing"] == ["old"]
+    assert [r["entry"] for r in s["rank_table"]] == ["e3", "e2", "e1", "e0", "old"]
+    assert s["orders"]["within_family"][0]["same_order"] and "knn" in s["other_metrics"]
+    assert s["other_metrics"]["knn"]["spearman_ci"]["reason"].startswith("5 of 5 paper families")
+    text = (tmp_path / "results.md").read_text()
+    assert "### Ranks against the paper" in text and "| stylegan | e3 | 26.0 | 1 |" in text
+    assert "interval unavailable: 1 of 5 paper families have no per-image top1 outcomes" in text
+    assert "same order (tau 1.00)" in text and "Across families" in text
+    summary = write_report(rows[:-1], tmp_path, "t", ["cifar10"], bootstrap_replicates=100)
+    ci = summary["datasets"][0]["spearman_ci"]
+    assert ci["available"] and ci["replicates"] == 100
+    assert f"95% interval [{ci['low']:.2f}, {ci['high']:.2f}]" in (tmp_path / "results.md").read_text()
+
+
+def test_aggregate_drops_per_seed_outcomes_and_rows_keep_them():
+    rows = _rows([0.3, 0.5])
+    assert all("outcomes" not in r for r in aggregate(rows))
+    result = {"per_image": {"n_test": 3, "test_set": "t", "encoding": "packbits-base64url", "linear_top1": "oA==",
+                            "knn_top1": "wA=="},
+              "bn_recalibrated": {"per_image": {"n_test": 3, "test_set": "t", "linear_top1": "4A==",
+                                                "knn_top1": "AA=="}}}
+    assert row_outcomes(result) == {"n_test": 3, "test_set": "t", "top1": "oA==", "knn": "wA==", "top1_bn": "4A=="}
+    assert row_outcomes({"metrics": {}}) is None  # an older result

@@ -12,7 +12,6 @@ from noisevision.cli import main
 from noisevision.comparison.report import aggregate, comparison_summary, compute_time, write_report
 from noisevision.comparison.suite import PAPER_FAMILIES, get_profile, list_profiles, paper_suite, select_entries
 from noisevision.errors import UserError
-from noisevision.generators import create_generator
 
 
 def _row(entry, top1, kind="generator", paper=None, seed=0, family="dead leaves", ds="cifar10"):
@@ -65,7 +64,6 @@ def test_real_baseline_trains_for_the_same_number_of_steps(tmp_path):
     import dataclasses
 
     import numpy as np
-    from PIL import Image
 
     from noisevision.comparison.suite import EvalDataset, SuiteRun, _entry
 
@@ -354,7 +352,7 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
 
 
 @pytest.mark.slow
-def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path, capsys):
+def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path, capsys, two_class_folder):
     """The gpu profile's geometry (128 px renders, 64 px crops, the 64 px SmallAlexNet, 64 px probe) runs
     end to end; only the budget is shrunk, so a GPU run meets no untested setting."""
     import yaml
@@ -366,14 +364,7 @@ def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path, capsys):
     profile.update(num_images=64, epochs=1, batch_size=32, generator_num_images={}, spread_entries=[],
                    probe_max_train=300, probe_max_test=200, note="a smoke run, too small to show anything")
     (tmp_path / "gpu-tiny.yaml").write_text(yaml.safe_dump(profile))
-    # A small labelled folder (two generators as two classes) keeps the probe to seconds.
-    folder = tmp_path / "eval"
-    for split, first in (("train", 0), ("test", 40)):
-        for name in ("dead-leaves/squares", "stat/spectrum"):
-            images = create_generator(name).render(range(first, first + 40), seed=0, size=32)
-            (folder / split / name.replace("/", "-")).mkdir(parents=True)
-            for i, image in enumerate(images):
-                Image.fromarray(image).save(folder / split / name.replace("/", "-") / f"{i}.png")
+    folder = two_class_folder()  # a probe of seconds
     out = tmp_path / "out"
     args = ["compare", "--profile", str(tmp_path / "gpu-tiny.yaml"), "--only", "baseline/random-init",
             "--only", "dead-leaves/squares", "--datasets", f"imagefolder:{folder}", "--out", str(out), "--no-progress"]

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import yaml
-from PIL import Image
 
 from noisevision.cli import main
 from noisevision.comparison import suite
@@ -15,7 +14,6 @@ from noisevision.comparison.paper import FDSL_GENERATORS, PAPER_FAMILIES
 from noisevision.comparison.report import analysis_correlations, write_report
 from noisevision.comparison.suite import SuiteRun, get_profile, paper_suite, select_entries
 from noisevision.errors import UserError
-from noisevision.generators import create_generator
 
 FDSL_KEYS = {k for g in FDSL_GENERATORS for k in (g, g + "@supervised")}
 
@@ -62,24 +60,18 @@ def test_fdsl_paper_numbers_only_where_comparable():
     assert all(by_key[k].paper_top1 is None for k in FDSL_KEYS - {"fractal/fractaldb"})
 
 
-def _tiny_setup(tmp_path):
+def _tiny_setup(tmp_path, two_class_folder):
     """A tiny cpu-like profile and a small two-class image folder to probe on (seconds, not minutes)."""
     profile = yaml.safe_load((suite.PROFILE_DIR / "cpu.yaml").read_text())
     profile.update(num_images=64, epochs=1, batch_size=32, generator_num_images={}, spread_entries=[],
                    probe_bn_recalibrate=False, probe_max_train=80, probe_max_test=80, analyze_images=48)
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(profile))
-    folder = tmp_path / "eval"
-    for split, first in (("train", 0), ("test", 40)):
-        for name in ("dead-leaves/squares", "stat/spectrum"):
-            images = create_generator(name).render(range(first, first + 40), seed=0, size=32)
-            (folder / split / name.replace("/", "-")).mkdir(parents=True)
-            for i, image in enumerate(images):
-                Image.fromarray(image).save(folder / split / name.replace("/", "-") / f"{i}.png")
+    folder = two_class_folder()
     return tmp_path / "tiny.yaml", folder
 
 
-def test_fdsl_entries_end_to_end_with_cached_statistics(tmp_path, monkeypatch):
-    profile, folder = _tiny_setup(tmp_path)
+def test_fdsl_entries_end_to_end_with_cached_statistics(tmp_path, monkeypatch, two_class_folder):
+    profile, folder = _tiny_setup(tmp_path, two_class_folder)
     out = tmp_path / "out"
     args = ["compare", "--profile", str(profile), "--only", "fractal/fractaldb*", "--datasets", f"imagefolder:{folder}",
             "--out", str(out), "--no-progress", "--analyze"]

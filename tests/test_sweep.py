@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from PIL import Image
 
 from noisevision.cli import main
 from noisevision.comparison.suite import SuiteRun, get_profile, parse_datasets, select_entries
 from noisevision.comparison.sweep import SweepConfig, point_profile, sweep, sweep_entry, sweep_points
-from noisevision.generators import create_generator
 from noisevision.parsing import make_config
 
 
@@ -91,20 +89,14 @@ def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path, ca
 
 @pytest.mark.slow
 def test_sweep_runs_end_to_end_and_resumes_from_its_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture) -> None:
+                                                          capsys: pytest.CaptureFixture, two_class_folder) -> None:
     from noisevision.comparison import suite
 
     profile = yaml.safe_load((suite.PROFILE_DIR / "quick.yaml").read_text())
     profile.update(num_images=64, epochs=1, batch_size=32, arch_kwargs={"width": 0.25, "fc_dim": 256},
                    probe_bn_recalibrate=False, probe_max_train=None, probe_max_test=None)
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(profile))
-    folder = tmp_path / "eval"  # two generators as two classes: a probe of seconds
-    for split, first in (("train", 0), ("test", 40)):
-        for name in ("dead-leaves/squares", "stat/spectrum"):
-            images = create_generator(name).render(range(first, first + 30), seed=0, size=32)
-            (folder / split / name.replace("/", "-")).mkdir(parents=True)
-            for i, image in enumerate(images):
-                Image.fromarray(image).save(folder / split / name.replace("/", "-") / f"{i}.png")
+    folder = two_class_folder(per_class=30)  # a probe of seconds
     out = tmp_path / "sweep"
     args = ["sweep", "--profile", str(tmp_path / "tiny.yaml"), "--generator", "stat/spectrum", "--param",
             "exponent_range", "--values", "1,1", "3,3", "--include-default", "--datasets", f"imagefolder:{folder}",

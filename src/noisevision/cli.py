@@ -392,9 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"noisevision: note: `{argv[0]}` is now `{new}`; the old name goes in the next release",
               file=sys.stderr)
         argv[0] = new
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        # Building the parser lists the registries (for the help), which imports plugins: inside the try.
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"noisevision: error: {exc}", file=sys.stderr)

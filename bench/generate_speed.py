@@ -31,8 +31,8 @@ from noisevision.generators import create_generator, fast_overrides, get_spec, l
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The official scripts on this kind of machine (images/s, one process, JPEG output;
-# ../shared/reference/official-samples/README.md) and the issues' per-core targets at 128 px.
+# The official scripts' speeds as their authors' samples report them on this kind of machine (images/s, one
+# process, JPEG output), and the per-core targets at 128 px.
 OFFICIAL_128 = {
     "dead-leaves/squares": 3.7, "dead-leaves/oriented": 3.4, "dead-leaves/mixed": 2.9, "dead-leaves/textured": 2.5,
     "stat/spectrum": 37, "stat/spectrum-color": 26, "stat/wmm": 3.4, "stat/spectrum-color-wmm": 2.9,

@@ -119,11 +119,9 @@ def generate(config: GenerateConfig | dict[str, Any] | str | os.PathLike | None 
         UserError: bad generator, parameter, size, directory or setting (one line, for the CLI).
     """
     cfg = make_config(GenerateConfig, config, fields, "generate")
-    return generate_dataset(
-        cfg.generator, cfg.num_images, cfg.size, cfg.out, seed=cfg.seed, format=cfg.format, params=cfg.params,
-        workers=cfg.workers, shard=cfg.shard, overwrite=cfg.overwrite, device=cfg.device,
-        batch_size=cfg.batch_size, progress=cfg.progress, verify=cfg.verify,
-    )
+    plan = plan_generation(cfg)
+    rendered, seconds = run_generation(plan, cfg.progress)
+    return generation_result(plan, rendered, seconds)
 
 
 # ------------------------------------------------------------------ argument parsing helpers
@@ -455,7 +453,7 @@ def generate_dataset(
     progress: bool = True,
     verify: bool = False,
 ) -> GenerateResult:
-    """Generate ``num_images`` images of ``generator`` at ``size`` px into ``out``.
+    """Generate ``num_images`` images of ``generator`` at ``size`` px into ``out`` (:func:`generate` with positional arguments).
 
     Args:
         generator: registry name (``noisevision list``), e.g. ``"dead-leaves/mixed"``.
@@ -478,11 +476,14 @@ def generate_dataset(
     Raises:
         UserError: for bad arguments, a directory holding another dataset, or write failures.
     """
-    plan = plan_generation(generator, num_images, size, out, seed=seed, format=format, params=params,
-                           workers=workers, shard=shard, overwrite=overwrite, device=device, batch_size=batch_size,
-                           verify=verify)
-    rendered, seconds = run_generation(plan, progress)
-    return generation_result(plan, rendered, seconds)
+    try:
+        cfg = GenerateConfig(generator=generator, num_images=num_images, size=size, out=os.fspath(out), seed=seed,
+                             format=format, params=dict(params or {}), workers=workers, shard=shard,
+                             overwrite=overwrite, device=device, batch_size=batch_size, progress=progress,
+                             verify=verify)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return generate(cfg)
 
 
 @dataclass(frozen=True)
@@ -512,30 +513,15 @@ class GenerationPlan:
         return sum(c.stop - c.start for c in self.chunks)
 
 
-def plan_generation(
-    generator: str,
-    num_images: int,
-    size: int,
-    out: str | os.PathLike,
-    *,
-    seed: int = 0,
-    format: str = "jpeg",
-    params: dict[str, Any] | None = None,
-    workers: int = 1,
-    shard: str | tuple[int, int] | None = None,
-    overwrite: bool = False,
-    device: str | None = "cpu",
-    batch_size: int | None = None,
-    verify: bool = False,
-) -> GenerationPlan:
-    """Validate the arguments, build the generator and the manifest, prepare the output directory
+def plan_generation(cfg: GenerateConfig) -> GenerationPlan:
+    """Validate ``cfg``, build the generator and the manifest, prepare the output directory
     (refusing one that holds another dataset) and split this shard's unfinished buckets into tasks.
-
-    Arguments as for :func:`generate_dataset`.
 
     Raises:
         UserError: for bad arguments, a directory holding another dataset, or write failures.
     """
+    generator, num_images, size, seed, format = cfg.generator, cfg.num_images, cfg.size, cfg.seed, cfg.format
+    workers, params = cfg.workers, cfg.params
     if format not in FORMATS:
         raise UserError(f"unknown format {format!r}: choose from {', '.join(FORMATS)}")
     if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images <= 0:
@@ -543,10 +529,10 @@ def plan_generation(
     if num_images > MAX_IMAGES:
         raise UserError(f"--num-images {num_images} is more than the supported {MAX_IMAGES}")
     check_workers(workers)
-    if batch_size is not None and batch_size < 1:
-        raise UserError(f"--batch-size must be positive, got {batch_size}")
-    shard_index, num_shards = parse_shard(shard)
-    device = resolve_device(device)
+    if cfg.batch_size is not None and cfg.batch_size < 1:
+        raise UserError(f"--batch-size must be positive, got {cfg.batch_size}")
+    shard_index, num_shards = parse_shard(cfg.shard)
+    device = resolve_device(cfg.device)
     overrides = dict(params or {})
     gen = create_generator(generator, **overrides)  # validates name, params
 
@@ -555,7 +541,7 @@ def plan_generation(
     if format == "npy" and num_images * size * size * 3 > 2**40:
         raise UserError("the packed array would exceed 1 TiB; use --format jpeg or fewer/smaller images")
 
-    out = Path(out)
+    out = Path(cfg.out)
     layout = Layout(out, format, BUCKET_SIZE)
     manifest: dict[str, Any] = {
         "noisevision_dataset": 1,
@@ -575,16 +561,16 @@ def plan_generation(
         "numpy_version": np.__version__,
         "complete": False,
     }
-    _prepare_directory(out, manifest, layout, overwrite)
+    _prepare_directory(out, manifest, layout, cfg.overwrite)
     layout.bucket_marker(0).parent.mkdir(parents=True, exist_ok=True)
 
     num_buckets = -(-num_images // BUCKET_SIZE)
     my_buckets = [b for b in range(num_buckets) if b % num_shards == shard_index]
-    repaired = _forget_failed_buckets(layout, manifest, my_buckets) if verify else []
+    repaired = _forget_failed_buckets(layout, manifest, my_buckets) if cfg.verify else []
     todo_buckets = [b for b in my_buckets if _read_marker(layout, b) is None]
     done_images = sum(hi - lo for lo, hi in (_bucket_range(b, num_images, BUCKET_SIZE) for b in my_buckets if b not in todo_buckets))
     _remove_stale_temporaries(layout, todo_buckets)
-    batch = batch_size or gen.batch_size
+    batch = cfg.batch_size or gen.batch_size
     chunk_size = max(batch, min(BUCKET_SIZE, 4 * batch)) if workers == 1 else batch
     chunks = list(_chunks(todo_buckets, num_images, BUCKET_SIZE, chunk_size))
     tasks = [_Task(c, int(seed), int(size), layout, int(num_images), device, batch) for c in chunks]

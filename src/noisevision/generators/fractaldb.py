@@ -54,21 +54,36 @@ def auto_points(size: int) -> int:
     return int(min(100_000, max(4096, size * size)))
 
 
-def check_rendering(params) -> None:
-    """Check the render parameters FractalDB and 1p-frac share: ``points``, ``walkers``, ``color``, ``margin``."""
-    if params.points is not None and params.points < 1:
-        raise ValueError(f"points must be >= 1 (or none for one per pixel), got {params.points}")
-    if params.walkers < 1:
-        raise ValueError(f"walkers must be >= 1, got {params.walkers}")
-    if params.color not in COLOR_MODES:
-        raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {params.color!r}")
-    if not 0.0 <= params.margin < 0.5:
-        raise ValueError(f"margin must be in [0, 0.5), got {params.margin}")
+@dataclass(frozen=True)
+class ChaosGameRendering:
+    """How FractalDB and 1p-frac draw an attractor: the parameters both generators share.
+
+    Attributes:
+        points: chaos-game points per image; None = ``auto_points(size)``.
+        walkers: points iterated in parallel per image.
+        color: "gray" (the official grey points on black) or "per-map" (each map its colour).
+        margin: fraction of the canvas left empty on each side (the official 6 px of 512).
+    """
+
+    points: int | None = None
+    walkers: int = 512
+    color: str = "gray"
+    margin: float = 0.012
+
+    def __post_init__(self) -> None:
+        if self.points is not None and self.points < 1:
+            raise ValueError(f"points must be >= 1 (or none for one per pixel), got {self.points}")
+        if self.walkers < 1:
+            raise ValueError(f"walkers must be >= 1, got {self.walkers}")
+        if self.color not in COLOR_MODES:
+            raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {self.color!r}")
+        if not 0.0 <= self.margin < 0.5:
+            raise ValueError(f"margin must be in [0, 0.5), got {self.margin}")
 
 
 @dataclass(frozen=True)
-class FractalDBParams:
-    """Parameters of the FractalDB generator.
+class FractalDBParams(ChaosGameRendering):
+    """Parameters of the FractalDB generator (and the rendering ones of :class:`ChaosGameRendering`).
 
     Attributes:
         num_classes: number of categories (IFS systems); labels are 0..num_classes-1.
@@ -80,10 +95,6 @@ class FractalDBParams:
         max_tries: systems drawn per category before the one closest to ``min_fill`` is kept.
         weight_step: step s of the instance weights 1 +- s, 1 +- 2s (0 turns them off).
         flips: whether instances are flipped (the official four flips).
-        points: chaos-game points per image; None = ``auto_points(size)``.
-        walkers: points iterated in parallel per image.
-        color: "gray" (the official grey points on black) or "per-map" (each map its colour).
-        margin: fraction of the canvas left empty on each side (the official 6 px of 512).
     """
 
     num_classes: int = 1000
@@ -94,19 +105,15 @@ class FractalDBParams:
     max_tries: int = 100
     weight_step: float = 0.1
     flips: bool = True
-    points: int | None = None
-    walkers: int = 512
-    color: str = "gray"
-    margin: float = 0.012
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.instances_per_class < 1:
             raise ValueError(f"instances_per_class must be >= 1, got {self.instances_per_class}")
         if not 0.0 <= self.weight_step <= 0.25:
             raise ValueError(f"weight_step must be in [0, 0.25] (weights stay in [0.5, 1.5]), got {self.weight_step}")
-        check_rendering(self)
         self.search()  # num_maps, min_fill, max_scale, max_tries are checked by the shared search
 
     def search(self) -> fractal.FractalParams:

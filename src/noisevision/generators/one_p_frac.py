@@ -26,7 +26,7 @@ import numpy as np
 from ..rng import image_rng
 from . import fractal
 from .base import register_generator
-from .fractaldb import VARIANT_MAX_SCALE, check_rendering, render_systems
+from .fractaldb import VARIANT_MAX_SCALE, ChaosGameRendering, render_systems
 
 # memoised per process (pure functions of their keys): the fill search costs more than a render
 _BASES: dict[tuple, np.ndarray] = {}
@@ -35,8 +35,8 @@ _CACHE_LIMIT = 200_000  # classes kept (each a few hundred bytes)
 
 
 @dataclass(frozen=True)
-class OnePFracParams:
-    """Parameters of the 1p-frac generator.
+class OnePFracParams(ChaosGameRendering):
+    """Parameters of the 1p-frac generator (and the rendering ones of :class:`ChaosGameRendering`).
 
     Attributes:
         num_classes: number of perturbations of the one system (classes).
@@ -45,10 +45,6 @@ class OnePFracParams:
         sigma: sigma-factor of the base system, sum over maps of s1 + 2 s2, in (0, 3 num_maps).
         min_fill: least fraction of the 64 px check canvas the base and every class must cover.
         max_tries: draws per system before the best one seen is kept.
-        points: chaos-game points per image; None = one per pixel within [4096, 100000].
-        walkers: points iterated in parallel per image.
-        color: "gray" (the official grey points on black) or "per-map".
-        margin: fraction of the canvas left empty on each side.
     """
 
     num_classes: int = 1000
@@ -57,12 +53,9 @@ class OnePFracParams:
     sigma: float = 4.0
     min_fill: float = 0.05
     max_tries: int = 100
-    points: int | None = None
-    walkers: int = 512
-    color: str = "gray"
-    margin: float = 0.012
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if not 0.0 <= self.delta < 1.0:
@@ -75,7 +68,6 @@ class OnePFracParams:
             raise ValueError(f"min_fill must be in [0, 1), got {self.min_fill}")
         if self.max_tries < 1:
             raise ValueError(f"max_tries must be >= 1, got {self.max_tries}")
-        check_rendering(self)
 
 
 # ---------------------------------------------------------------- sampling

@@ -8,7 +8,7 @@ JSONs of a results folder from the old keys to the new ones, strips their
 absolute paths, and points rows.jsonl at the new files. Nothing is trained or
 probed again; running it twice changes nothing.
 
-    python bench/rekey_results.py docs/results/cpu --profile cpu --datasets cifar10
+    python bench/rekey_results.py docs/results/cpu-390 --profile cpu-390 --datasets cifar10
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def rekey(out: Path, profile: str, datasets: str, data_root: str | None = None) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="a results folder, e.g. docs/results/cpu")
+    parser.add_argument("out", type=Path, help="a results folder, e.g. docs/results/cpu-390")
     parser.add_argument("--profile", required=True)
     parser.add_argument("--datasets", default="cifar10")
     parser.add_argument("--data-root", default=None)

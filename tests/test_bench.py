@@ -34,7 +34,9 @@ def test_select_entries():
     quick = get_profile("quick")
     assert [e.key for e in select_entries(quick)] == ["baseline/random-init", "dead-leaves/mixed", "stat/spectrum"]
     cpu = get_profile("cpu")
-    assert len(select_entries(cpu)) == len([e for e in paper_suite() if e.family != "fdsl"])  # fdsl: not committed yet
+    assert len(select_entries(cpu)) == len(paper_suite())
+    cpu_390 = get_profile("cpu-390")  # the first protocol's committed results have no fdsl rows
+    assert len(select_entries(cpu_390)) == len([e for e in paper_suite() if e.family != "fdsl"])
     assert [e.key for e in select_entries(cpu, only=["stylegan/*"])] == [
         "stylegan/random", "stylegan/high-freq", "stylegan/sparse", "stylegan/oriented"]
     assert "stat/wmm" not in [e.key for e in select_entries(cpu, exclude=["stat/*"])]
@@ -42,7 +44,7 @@ def test_select_entries():
         select_entries(cpu, only=["stylegan/orientd"])
     with pytest.raises(UserError, match="unknown profile"):
         get_profile("quik")
-    assert {"quick", "cpu", "paper-small"} <= set(list_profiles())
+    assert {"quick", "demo", "cpu", "cpu-390", "gpu", "paper-small"} <= set(list_profiles())
 
 
 def test_smaller_generator_datasets_train_for_the_same_number_of_steps(tmp_path):
@@ -377,24 +379,24 @@ def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path, capsys, two_class_fol
     assert (run_config["image_size"], run_config["crop_size"], run_config["arch"]) == (128, 64, "smallalexnet")
 
 
-def test_committed_cpu_results_rebuild_without_training(tmp_path, data_root, capsys, monkeypatch):
-    """docs/results/cpu holds only entry JSONs: re-running the profile there must find every one of them
+def test_committed_cpu_390_results_rebuild_without_training(tmp_path, data_root, capsys, monkeypatch):
+    """docs/results/cpu-390 holds only entry JSONs: re-running the profile there must find every one of them
     (cache keys unchanged by later code) and rewrite the same table without generating, training or probing."""
     from noisevision.comparison import suite
     from noisevision.comparison.suite import SuiteRun
 
     def refuse(*args, **kwargs):
-        raise AssertionError("a committed result was not found: the cpu profile's cache keys changed (profile "
-                             "or generator settings); re-run it into docs/results/cpu and commit the results")
+        raise AssertionError("a committed result was not found: the cpu-390 profile's cache keys changed (profile "
+                             "or generator settings); re-run it into docs/results/cpu-390 and commit the results")
 
     monkeypatch.setattr(SuiteRun, "pretrain_entry", refuse)
     monkeypatch.setattr(suite, "probe", refuse)
-    committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu"
+    committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu-390"
     for path in committed.glob("entries/*/*.json"):  # no machine's absolute paths in committed results
         assert '"/' not in path.read_text(), f"{path} holds an absolute path"
-    out = tmp_path / "cpu"
+    out = tmp_path / "cpu-390"
     shutil.copytree(committed, out, ignore=shutil.ignore_patterns("data", "runs"))
-    args = ["compare", "--profile", "cpu", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
+    args = ["compare", "--profile", "cpu-390", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
             "--no-progress"]
     assert main(args) == 0
     assert not (out / "runs").exists() and not (out / "data").exists()

@@ -28,7 +28,8 @@ def test_fdsl_group_keys_selection_and_methods(tmp_path):
     assert {e.key for e in select_entries(cpu, only=["fdsl/*"])} == FDSL_KEYS
     assert [e.key for e in select_entries(cpu, only=["*@supervised"])] == [g + "@supervised" for g in FDSL_GENERATORS]
     assert FDSL_KEYS <= {e.key for e in select_entries(gpu)}
-    assert not FDSL_KEYS & {e.key for e in select_entries(cpu)}  # its committed results have no fdsl rows yet
+    assert FDSL_KEYS <= {e.key for e in select_entries(cpu)}
+    assert not FDSL_KEYS & {e.key for e in select_entries(get_profile("cpu-390"))}  # excluded by the profile
     assert not FDSL_KEYS & {e.key for e in select_entries(gpu, exclude=["fdsl"])}
     assert len(select_entries(quick)) == 3
     with pytest.raises(UserError, match="did you mean: fdsl"):
@@ -63,7 +64,7 @@ def test_fdsl_paper_numbers_only_where_comparable():
 def _tiny_setup(tmp_path, two_class_folder):
     """A tiny cpu-like profile and a small two-class image folder to probe on (seconds, not minutes)."""
     profile = yaml.safe_load((suite.PROFILE_DIR / "cpu.yaml").read_text())
-    profile.update(num_images=64, epochs=1, batch_size=32, generator_num_images={}, spread_entries=[],
+    profile.update(num_images=64, image_size=32, epochs=1, batch_size=32, generator_num_images={}, spread_entries=[], analyze=False,
                    probe_bn_recalibrate=False, probe_max_train=80, probe_max_test=80, analyze_images=48)
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(profile))
     folder = two_class_folder()

@@ -104,18 +104,23 @@ class StudyRun:
 
 
 def study_runs() -> dict[str, StudyRun]:
-    """Every planned run, in the order they are worth running."""
+    """Every planned run, in the order they are worth running.
+
+    The seed spread of trained encoders is not planned here: the ``cpu`` profile trains random init, the
+    real baseline and dead-leaves/mixed with three seeds under the chosen protocol, which measures it where
+    it is reported.
+    """
     runs = [StudyRun("random"), StudyRun("random", seed=1), StudyRun("random", seed=2)]
     # Training length at 128 px renders (the paper's render size) and 32 px crops.
-    for steps in (1560, 390, 3120):
+    for steps in (1560, 390):
         runs += [StudyRun(a, steps=steps) for a in ("real", "stylegan", "deadleaves", "spectrum")]
-    # Render size against crop size at 390 steps.
+    # Render size against crop size at 390 steps (1/f noise looks the same at every scale: spectrum left out).
     for render in (32, 64):
-        runs += [StudyRun(a, render=render, steps=390) for a in ("stylegan", "deadleaves", "spectrum")]
+        runs += [StudyRun(a, render=render, steps=390) for a in ("stylegan", "deadleaves")]
     # Fresh online images every epoch against the fixed 10k set.
     runs += [StudyRun(a, steps=1560, online=True) for a in ("stylegan", "deadleaves")]
-    # Seed spread of the trained anchors.
-    runs += [StudyRun(a, steps=1560, seed=s) for s in (1, 2) for a in ("real", "stylegan")]
+    # Whether the gain has levelled off by 1,560 steps.
+    runs += [StudyRun(a, steps=3120) for a in ("real", "stylegan")]
     return {r.name: r for r in runs}
 
 

@@ -294,6 +294,47 @@ def random_spread(results: dict[str, dict[str, Any]], dataset: str, readout: str
     return statistics.mean(vals), statistics.stdev(vals)
 
 
+def _gain_table(ordered: list[tuple[str, dict[str, Any]]], results: dict[str, dict[str, Any]], dataset: str
+                ) -> list[str]:
+    """Each trained run's gain over random init per read-out: points, and random-init seed sds once known."""
+    floor = {r: random_spread(results, dataset, r) for r in READOUTS}
+    base = results.get("random-s0", {}).get("evals", {}).get(dataset)
+    if not base:
+        return []
+    lines = ["Gain over random init (points above the random-init mean; in random-init seed sds once "
+             "several seeds are in):", "", "| run | " + " | ".join(READOUTS) + " |", "|---|" + "---:|" * len(READOUTS)]
+    for name, res in ordered:
+        ev = res["evals"].get(dataset)
+        if not ev or name.startswith("random-"):
+            continue
+        cells = []
+        for r in READOUTS:
+            mean, sd = floor[r] if floor[r] else (base[r], None)
+            gain = ev[r] - mean
+            cells.append(f"{gain:+.1f}" + (f" ({gain / sd:.0f} sd)" if sd else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _anchor_orders(results: dict[str, dict[str, Any]], dataset: str) -> list[str]:
+    """The order of the synthetic anchors and random init per training length, on every read-out."""
+    lines = []
+    for steps in sorted({r.steps for r in study_runs().values()}):
+        names = {a: f"{a}-r128-t{steps}" for a in ("stylegan", "deadleaves", "spectrum")}
+        have = {a: results[n]["evals"][dataset] for a, n in names.items() if dataset in results.get(n, {}).get("evals", {})}
+        base = results.get("random-s0", {}).get("evals", {}).get(dataset)
+        if len(have) < 2 or not base:
+            continue
+        orders = []
+        for r in READOUTS:
+            scores = {**{a: ev[r] for a, ev in have.items()}, "random": base[r]}
+            orders.append(f"{r}: " + " > ".join(sorted(scores, key=scores.get, reverse=True)))
+        lines.append(f"Anchor order at {steps} steps (paper: stylegan > deadleaves > spectrum > random): "
+                     + "; ".join(orders) + ".")
+        lines.append("")
+    return lines
+
+
 def write_report() -> str:
     results = load_results()
     runs = study_runs()
@@ -307,6 +348,7 @@ def write_report() -> str:
             lines.append("Random-init seed spread (mean ± sd over seeds): " + ", ".join(
                 f"{r} {m:.1f} ± {s:.2f}" for r, v in spread.items() if v for m, s in [v]))
             lines.append("")
+        lines += _gain_table(ordered, results, ds) + _anchor_orders(results, ds)
     text = "\n".join(lines)
 
     atomic_write_text(OUT / "tables.md", text + "\n")

@@ -72,17 +72,21 @@ def _worker(args: tuple) -> tuple[int, float, float]:
     name, overrides, size, seconds, worker, device = args
     import torch
 
-    torch.set_num_threads(1)
-    gen = create_generator(name, **overrides)
-    bs = gen.batch_size
-    start = 1_000_000 * (worker + 1)
-    gen.render(np.arange(start, start + bs), 0, size, device=device)  # warm-up (also builds caches)
-    n, t0, cpu0 = 0, time.perf_counter(), time.process_time()
-    while time.perf_counter() - t0 < seconds or n == 0:
-        lo = start + bs * (n // bs + 1)
-        gen.render(np.arange(lo, lo + bs), 0, size, device=device)
-        n += bs
-    return n, time.perf_counter() - t0, time.process_time() - cpu0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core per worker; restored, since one worker runs in the calling process
+    try:
+        gen = create_generator(name, **overrides)
+        bs = gen.batch_size
+        start = 1_000_000 * (worker + 1)
+        gen.render(np.arange(start, start + bs), 0, size, device=device)  # warm-up (also builds caches)
+        n, t0, cpu0 = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - t0 < seconds or n == 0:
+            lo = start + bs * (n // bs + 1)
+            gen.render(np.arange(lo, lo + bs), 0, size, device=device)
+            n += bs
+        return n, time.perf_counter() - t0, time.process_time() - cpu0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def measure(name: str, size: int, workers: int, seconds: float, fast: bool,

@@ -30,6 +30,22 @@ def toy_plugin(monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """Run this test's in-process torch work on one thread, restored afterwards.
+
+    fp32 reductions take another order with another thread count, and a few steps of
+    training amplify that rounding: a test that compares an in-process run with a
+    subprocess (started with ``OMP_NUM_THREADS=1``) pins both to one thread.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def no_cuda(monkeypatch):
     """Make CUDA look absent, whatever this machine has."""
     import torch

@@ -5,6 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import torch
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -23,7 +25,9 @@ def test_generate_speed_partial_run_merges_rows(tmp_path, toy_plugin):
     out_md.write_text("# Benchmarks\n")
     argv = ["--pattern", "test/toy", "--sizes", "16", "--workers", "1", "--seconds", "0.05",
             "--out-json", str(out_json), "--out-md", str(out_md)]
+    threads = torch.get_num_threads()
     assert speed.main(argv) == 0
+    assert torch.get_num_threads() == threads  # the in-process worker gives its thread count back
     rows = {r["generator"]: r for r in json.loads(out_json.read_text())["rows"]}
     assert rows["dead-leaves/squares"] == other  # a row this run did not measure is kept as it was
     toy = rows["test/toy"]

@@ -54,7 +54,7 @@ def _torchrun(args: list[str]) -> None:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "noisevision", "pretrain", *args]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -77,15 +77,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ddp") / "images.npy"
     np.save(path, np.repeat(np.repeat(low, 4, axis=1), 4, axis=2))
     return path
-
-
-@pytest.fixture
-def one_thread():
-    """Same reduction order as the single-threaded DDP workers; restored for later tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_two_processes_match_one_process(data: Path, tmp_path: Path, one_thread: None) -> None:

@@ -13,13 +13,7 @@ from noisevision.generators import feature_vis as fv
 TINY = dict(arch="resnet18", width=0.25, steps=3, chunk=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run much faster on one thread on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small convolutions run faster on one thread of 2 shared cores
 
 
 def test_render_deterministic_and_split_invariant() -> None:

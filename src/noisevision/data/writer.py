@@ -453,7 +453,9 @@ def generate_dataset(
     progress: bool = True,
     verify: bool = False,
 ) -> GenerateResult:
-    """Generate ``num_images`` images of ``generator`` at ``size`` px into ``out`` (:func:`generate` with positional arguments).
+    """Generate ``num_images`` images of ``generator`` at ``size`` px into ``out``.
+
+    The same as :func:`generate`, with positional arguments.
 
     Args:
         generator: registry name (``noisevision list``), e.g. ``"dead-leaves/mixed"``.

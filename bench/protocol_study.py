@@ -206,13 +206,13 @@ def _linear(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, 
     return round(topk_accuracy(fit.model.logits(test_x), test_y, ks=(1,))[1], 3)
 
 
-def evaluate(encoder_spec: str, dataset: str, data_root: str | None) -> dict[str, Any]:
-    """Every read-out of one encoder on one evaluation set."""
+def evaluate(encoder_spec: str, dataset: str, data_root: str | None, seed: int = 0) -> dict[str, Any]:
+    """Every read-out of one encoder on one evaluation set (``seed`` initialises a ``random:`` encoder)."""
     t0 = time.perf_counter()
     train, test = eval_splits(dataset, data_root)
     n_classes = int(train.labels.max()) + 1
     ytr, yte = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
-    encoder, meta, _ = build_encoder(encoder_spec, 0, None)
+    encoder, meta, _ = build_encoder(encoder_spec, seed, None)
     _, mean, std = normalization_for(meta)
     encoder = prepare_encoder(encoder, torch.device("cpu"))
 
@@ -259,7 +259,7 @@ def run_one(run: StudyRun, datasets: list[str], work: Path, data_root: str | Non
     result.setdefault("pretrain", {}).update(facts)
     for ds in todo:
         _log(f"evaluating {run.name} on {ds}")
-        result["evals"][ds] = evaluate(encoder, ds, data_root)
+        result["evals"][ds] = evaluate(encoder, ds, data_root, run.seed)
         result["host"] = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                           "torch": torch.__version__}
         result["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

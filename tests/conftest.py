@@ -86,19 +86,20 @@ def deny_writes(monkeypatch: pytest.MonkeyPatch):
     return lambda folder: denied.append(Path(os.path.abspath(folder)))
 
 
-@pytest.fixture
-def two_class_folder(tmp_path: Path):
-    """``two_class_folder(per_class=40)``: an ImageFolder with train/ and test/ splits of two easily told apart
-    classes (dead-leaves squares and 1/f noise, 32 px PNGs), so a probe of it takes seconds."""
+@pytest.fixture(scope="session")
+def two_class_folder(tmp_path_factory: pytest.TempPathFactory):
+    """``two_class_folder(per_class=40, test_per_class=None)``: a new ImageFolder with train/ and test/ splits
+    of two easily told apart classes (dead-leaves squares and 1/f noise, 32 px PNGs), so a probe of it takes
+    seconds; the test split has ``per_class`` images per class unless ``test_per_class`` says otherwise."""
     from PIL import Image
 
     from noisevision.generators import create_generator
 
-    def make(per_class: int = 40) -> Path:
-        folder = tmp_path / "eval"
-        for split, first in (("train", 0), ("test", 40)):
+    def make(per_class: int = 40, test_per_class: int | None = None) -> Path:
+        folder = tmp_path_factory.mktemp("eval")
+        for split, first, n in (("train", 0, per_class), ("test", 40, test_per_class or per_class)):
             for name in ("dead-leaves/squares", "stat/spectrum"):
-                images = create_generator(name).render(range(first, first + per_class), seed=0, size=32)
+                images = create_generator(name).render(range(first, first + n), seed=0, size=32)
                 (folder / split / name.replace("/", "-")).mkdir(parents=True)
                 for i, image in enumerate(images):
                     Image.fromarray(image).save(folder / split / name.replace("/", "-") / f"{i}.png")

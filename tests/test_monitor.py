@@ -7,10 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from noisevision.cli import main
-from noisevision.generators import create_generator
 from noisevision.models import create_encoder
 from noisevision.train import PretrainConfig, pretrain
 from noisevision.train.monitor import KnnMonitor, stratified_subset
@@ -18,16 +16,10 @@ from noisevision.train.monitor import KnnMonitor, stratified_subset
 STL_MEAN, STL_STD = (0.43, 0.42, 0.39), (0.27, 0.26, 0.27)
 
 @pytest.fixture(scope="module")
-def labelled_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def labelled_folder(two_class_folder) -> Path:
     """train/ and test/ splits of two classes (two generators) of 32 px PNGs."""
-    folder = tmp_path_factory.mktemp("eval")
-    for split, first, n in (("train", 0, 24), ("test", 40, 12)):
-        for name in ("dead-leaves/squares", "stat/spectrum"):
-            images = create_generator(name).render(range(first, first + n), seed=0, size=32)
-            (folder / split / name.replace("/", "-")).mkdir(parents=True)
-            for i, image in enumerate(images):
-                Image.fromarray(image).save(folder / split / name.replace("/", "-") / f"{i}.png")
-    return folder
+    return two_class_folder(per_class=24, test_per_class=12)
+
 
 @pytest.fixture(scope="module")
 def tiny_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:

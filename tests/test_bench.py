@@ -379,27 +379,63 @@ def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path, capsys, two_class_fol
     assert (run_config["image_size"], run_config["crop_size"], run_config["arch"]) == (128, 64, "smallalexnet")
 
 
-def test_committed_cpu_390_results_rebuild_without_training(tmp_path, data_root, capsys, monkeypatch):
-    """docs/results/cpu-390 holds only entry JSONs: re-running the profile there must find every one of them
-    (cache keys unchanged by later code) and rewrite the same table without generating, training or probing."""
+def _refuse_work(monkeypatch, why: str) -> None:
+    """Make generating, training, probing and analysing fail the test."""
     from noisevision.comparison import suite
-    from noisevision.comparison.suite import SuiteRun
 
     def refuse(*args, **kwargs):
-        raise AssertionError("a committed result was not found: the cpu-390 profile's cache keys changed (profile "
-                             "or generator settings); re-run it into docs/results/cpu-390 and commit the results")
+        raise AssertionError(why)
 
-    monkeypatch.setattr(SuiteRun, "pretrain_entry", refuse)
+    monkeypatch.setattr(suite.SuiteRun, "pretrain_entry", refuse)
     monkeypatch.setattr(suite, "probe", refuse)
-    committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu-390"
-    for path in committed.glob("entries/*/*.json"):  # no machine's absolute paths in committed results
+    monkeypatch.setattr(suite, "analyze", refuse)
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+@pytest.mark.parametrize("profile", sorted(p.parent.name for p in COMMITTED.glob("*/summary.json")
+                                           if p.parent.name != "study"))
+def test_committed_results_rebuild_without_training(profile, tmp_path, data_root, capsys, monkeypatch):
+    """docs/results/<profile> holds only entry JSONs (and statistics): re-running the profile there must find
+    every one of them (cache keys unchanged by later code) and rewrite the same report without generating,
+    training, probing or analysing. A suite committed part-way is re-read with --report-only."""
+    _refuse_work(monkeypatch, f"a committed result was not found: the {profile} profile's cache keys changed "
+                              f"(profile or generator settings); re-run it into docs/results/{profile} and commit")
+    committed = COMMITTED / profile
+    files = list(committed.glob("entries/*/*.json"))
+    for path in files:  # no machine's absolute paths in committed results
         assert '"/' not in path.read_text(), f"{path} holds an absolute path"
-    out = tmp_path / "cpu-390"
+    out = tmp_path / profile
     shutil.copytree(committed, out, ignore=shutil.ignore_patterns("data", "runs"))
-    args = ["compare", "--profile", "cpu-390", "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
-            "--no-progress"]
+    part_way = "not_run" in json.loads((committed / "summary.json").read_text())
+    args = ["compare", "--profile", profile, "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
+            "--no-progress"] + (["--report-only"] if part_way else [])
     assert main(args) == 0
     assert not (out / "runs").exists() and not (out / "data").exists()
-    assert (out / "rows.jsonl").read_text() == (committed / "rows.jsonl").read_text()
+    rows = (out / "rows.jsonl").read_text()
+    assert rows.count("\n") == len(files)  # every committed result is in the table
+    assert rows == (committed / "rows.jsonl").read_text()
     assert (out / "results.md").read_text() == (committed / "results.md").read_text()
     assert "Spearman" in capsys.readouterr().out
+
+
+def test_report_only_reads_what_is_on_disk_and_lists_the_rest(tmp_path, data_root, capsys, monkeypatch):
+    """A suite run in pieces can be reported between them: runs without results are listed, never started."""
+    _refuse_work(monkeypatch, "--report-only started work")
+    out = tmp_path / "cpu-390"
+    shutil.copytree(COMMITTED / "cpu-390", out, ignore=shutil.ignore_patterns("data", "runs"))
+    shutil.rmtree(out / "entries" / "stat_wmm")
+    (seed1,) = (out / "entries" / "dead-leaves_mixed").glob("cifar10-s1-*.json")
+    seed1.unlink()
+    args = ["compare", "--profile", "cpu-390", "--datasets", "cifar10", "--data-root", str(data_root),
+            "--no-progress", "--report-only"]
+    assert main(args + ["--out", str(out)]) == 0
+    report = (out / "results.md").read_text()
+    assert "**Part-way**: 2 runs" in report and "Not run yet: dead-leaves/mixed (seed 1), stat/wmm." in report
+    assert json.loads((out / "summary.json").read_text())["not_run"] == ["dead-leaves/mixed (seed 1)", "stat/wmm"]
+    entries = [json.loads(line)["entry"] for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert "stat/wmm" not in entries and entries.count("dead-leaves/mixed") == 2
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "empty")]) == 2
+    _one_line_error(capsys, "no results of profile 'cpu-390'")

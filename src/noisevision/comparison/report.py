@@ -167,8 +167,10 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
 
 def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, profile: str,
                  datasets: Sequence[str], description: str = "", bootstrap_replicates: int = DEFAULT_REPLICATES,
-                 bootstrap_seed: int = 0) -> dict[str, Any]:
+                 bootstrap_seed: int = 0, not_run: Sequence[str] = ()) -> dict[str, Any]:
     """rows -> results.md, chart_<dataset>.png and summary.json in ``out_dir``; nothing else.
+
+    ``not_run`` names the runs of the suite that have no results yet (a suite reported part-way).
 
     Per dataset and metric, besides the table: the Spearman correlation with the paper and its
     bootstrap interval (``bootstrap_replicates`` replicates seeded by ``bootstrap_seed``), the gap
@@ -181,6 +183,9 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
     lines = [f"# noisevision compare: profile `{profile}`\n"]
     if description:
         lines.append(f"{description}\n")
+    if not_run:
+        lines.append(f"**Part-way**: {len(not_run)} runs of this suite have no results yet, and every figure below "
+                     f"covers only the runs that do. Not run yet: {', '.join(not_run)}.\n")
     cols = ["family", "entry", "top1", "top1_std"] + (["top1_bn"] if with_bn else []) + [
         "top5", "knn", "alignment", "uniformity", "pretrain_seconds", "pretrain_images_per_s", "paper_top1"]
     heads = ["family", "generator", "top-1", "seed sd"] + (["top-1 BN re-est."] if with_bn else []) + [
@@ -222,6 +227,8 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
     lines += analysis_lines
     atomic_write_text(out_dir / "results.md", "\n".join(lines))
     summary = {"profile": profile, "datasets": summaries, "rows": len(rows), "compute": compute}
+    if not_run:
+        summary["not_run"] = list(not_run)
     if analysis:
         summary["analysis"] = analysis
     write_json(out_dir / "summary.json", summary)

@@ -275,6 +275,7 @@ class SuiteRun:
     progress: bool = True
     dependencies: frozenset[str] = frozenset()  # entries whose encoder an entry still to probe uses
     analyze: bool = False  # also measure each generator entry's data against every evaluation dataset
+    report_only: bool = False  # read what is on disk; never generate, train, probe or analyse
 
     # ---------------------------------------------------------------- data
 
@@ -375,6 +376,8 @@ class SuiteRun:
         to ``ds``'s training split; computed once and cached. None when neither the analysis nor the data is
         on disk (committed results hold no data, and generating it only for this is not worth the time)."""
         path = self.analysis_path(entry, ds, seed)
+        if not path.exists() and self.report_only:
+            return None
         if not path.exists():
             data = self.out / "data" / self.data_key(entry, seed)
             if not (data / "images.npy").is_file():
@@ -604,6 +607,9 @@ class CompareConfig:
     analyze: bool | None = field(default=None, metadata={
         "help": "also measure each generator entry's data (noisevision analyze) against each dataset and relate "
                 "the statistics to accuracy in the report (default: the profile's analyze)"})
+    report_only: bool = field(default=False, metadata={
+        "help": "rebuild the table, report and charts from the results already in --out, without generating, "
+                "training or probing; the report lists the entries not run yet"})
 
     def __post_init__(self) -> None:
         if self.suite not in SUITES:
@@ -629,7 +635,7 @@ def compare(config: CompareConfig | dict[str, Any] | str | os.PathLike | None = 
     cfg = make_config(CompareConfig, config, fields, "compare")
     summary = run_suite(cfg.profile, datasets=cfg.datasets, out=cfg.out_dir, only=cfg.only, exclude=cfg.exclude,
                         data_root=cfg.data_root, seed=cfg.seed, device=cfg.device, progress=cfg.progress,
-                        analyze=cfg.analyze)
+                        analyze=cfg.analyze, report_only=cfg.report_only)
     resolved = {**dataclasses.asdict(cfg), "out": str(cfg.out_dir)}
     resolved = {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}
     atomic_write_text(cfg.out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
@@ -648,14 +654,17 @@ def run_suite(
     device: str = "auto",
     progress: bool = True,
     analyze: bool | None = None,
+    report_only: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) a profile; write rows.jsonl, results.md and charts; return the summary.
 
     ``analyze`` (None: the profile's) also measures each generator entry's data (cached under ``analysis/``).
+    ``report_only`` reports the (entry, seed) runs whose results are all on disk and lists the others as not
+    run yet, so a suite that runs in pieces can be read (and committed) between them.
 
     Raises:
-        UserError: unknown profile, entry pattern or dataset, missing dataset, or an
-            ``out`` that is a file or cannot be written.
+        UserError: unknown profile, entry pattern or dataset, missing dataset, an ``out`` that is a file or
+            cannot be written, or (``report_only``) no result on disk yet.
     """
     prof = get_profile(profile)
     entries = select_entries(prof, only, exclude)
@@ -664,16 +673,18 @@ def run_suite(
     out_dir = Path(out or Path("results") / prof.name)
     prepare_output_dir(out_dir)
     run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress,
-                   analyze=prof.analyze if analyze is None else analyze)
+                   analyze=prof.analyze if analyze is None else analyze, report_only=report_only)
     # An entry whose encoder another entry uses (feature-vis of the dead-leaves encoder) runs first; its
     # encoder is only (re)built while a dependent entry still has probes to run, and a dependency that
     # is not selected runs unreported.
     deps = {e.needs for e in entries if e.needs}
-    run.dependencies = frozenset(e.needs for e in entries if e.needs and run.probes_missing(e, dsets, seed))
+    if not report_only:
+        run.dependencies = frozenset(e.needs for e in entries if e.needs and run.probes_missing(e, dsets, seed))
     order = sorted(entries, key=lambda e: 0 if e.key in deps else 1)
     for dep in run.dependencies - {e.key for e in entries}:
         order.insert(0, dataclasses.replace(_entry(dep), family="(dependency)"))
     rows: list[dict[str, Any]] = []
+    not_run: list[str] = []
     t0 = time.perf_counter()
     for entry in order:
         if entry.family == "(dependency)":  # only its encoder is needed
@@ -682,10 +693,16 @@ def run_suite(
             continue
         seeds = [seed] + (list(prof.spread_seeds) if entry.key in prof.spread_entries else [])
         for s in seeds:
+            if report_only and run.probes_missing(entry, dsets, s):
+                not_run.append(entry.key if s == seed else f"{entry.key} (seed {s})")
+                continue
             rows.extend(run.run_entry(entry, dsets, s))
+    if report_only and not rows:
+        raise UserError(f"no results of profile {prof.name!r} in {out_dir} yet: run the suite there without "
+                        "--report-only first")
     rows_path = out_dir / "rows.jsonl"
     atomic_write_text(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
-    summary = write_report(rows, out_dir, prof.name, [d.name for d in dsets], prof.description)
+    summary = write_report(rows, out_dir, prof.name, [d.name for d in dsets], prof.description, not_run=not_run)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     return summary
 

@@ -296,7 +296,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         ci = s.get("spearman_ci", {})
         if ci.get("available"):
             rho += f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f})"
-        print(f"{s['dataset']}: Spearman vs paper {rho}; gap closure {gap} (best: {s['best_entry']})")
+        best = f" (best: {s['best_entry']})" if s["best_entry"] else ""
+        print(f"{s['dataset']}: Spearman vs paper {rho}; gap closure {gap}{best}")
     print(f"charts and tables in {out}/")
     note = get_profile(cfg.profile).note
     if note:

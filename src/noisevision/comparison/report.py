@@ -259,8 +259,9 @@ def compute_time(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _summary_sentence(s: dict[str, Any], label: str) -> str:
     rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
     gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
+    best = f" ({s['best_entry']})" if s["best_entry"] else ""
     return (f"{label}: Spearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper "
-            f"families): **{rho}**. Gap closure of the best synthetic entry ({s['best_entry']}): **{gap}** "
+            f"families): **{rho}**. Gap closure of the best synthetic entry{best}: **{gap}** "
             "(best - random) / (real - random).\n")
 
 

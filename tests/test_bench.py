@@ -166,8 +166,11 @@ def test_report_maths_spearman_gap_and_seed_spread(tmp_path):
     # ours: a<c<b<d ; paper: a<b<c<d -> ranks (1,3,2,4) vs (1,2,3,4): rho = 1 - 6*2/(4*15) = 0.8
     assert s["spearman_vs_paper"] == pytest.approx(0.8)
     assert s["best_entry"] == "d" and s["gap_closure"] == pytest.approx((65 - 50) / (70 - 50))
+    assert s["real_minus_random"] == 20.0 and s["largest_seed_sd_entry"] == "d"
+    assert s["gap_in_seed_sds"] == pytest.approx(20 / 2 ** 0.5)
     summary = write_report(rows, tmp_path, "t", ["cifar10"])
     text = (tmp_path / "results.md").read_text()
+    assert "Real minus random: **20.0** points, 14 times the largest seed-to-seed sd (1.41, d)." in text
     assert "0.80" in text and "75%" in text and "| dead leaves | d | 65.0 | 1.41 | 67.0 |" in text
     assert "top-1 BN re-est." in text and "Seed-to-seed spread of d (seeds 0, 1): top-1 sd **1.41**, 1.41 with BN" in text
     bn = summary["datasets"][0]["other_metrics"]["top1_bn"]

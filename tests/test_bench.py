@@ -442,5 +442,9 @@ def test_report_only_reads_what_is_on_disk_and_lists_the_rest(tmp_path, data_roo
     entries = [json.loads(line)["entry"] for line in (out / "rows.jsonl").read_text().splitlines()]
     assert "stat/wmm" not in entries and entries.count("dead-leaves/mixed") == 2
     capsys.readouterr()
-    assert main(args + ["--out", str(tmp_path / "empty")]) == 2
-    _one_line_error(capsys, "no results of profile 'cpu-390'")
+    for missing in (tmp_path / "empty", tmp_path / "typo"):  # an empty folder, and one that is not there
+        if missing.name == "empty":
+            missing.mkdir()
+        assert main(args + ["--out", str(missing)]) == 2
+        _one_line_error(capsys, "no results of profile 'cpu-390'")
+    assert not (tmp_path / "typo").exists()  # reading only creates nothing

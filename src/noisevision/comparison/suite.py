@@ -671,6 +671,9 @@ def run_suite(
     dsets = parse_datasets(datasets)
     check_datasets(dsets, data_root)  # a bad --datasets fails now, not after the first entry's work
     out_dir = Path(out or Path("results") / prof.name)
+    if report_only and not out_dir.is_dir():  # reading only: create nothing
+        raise UserError(f"no results of profile {prof.name!r} in {out_dir}: it is not a folder; pass the --out "
+                        "the suite ran with")
     prepare_output_dir(out_dir)
     run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress,
                    analyze=prof.analyze if analyze is None else analyze, report_only=report_only)

@@ -76,9 +76,10 @@ def test_monitor_does_not_change_the_run_and_logs_its_curve(tiny_npy: Path, labe
     assert plain["final_loss"] == watched["final_loss"]
     rows = [json.loads(line) for line in (tmp_path / "watched" / "metrics.jsonl").read_text().splitlines()]
     monitored = [r["step"] for r in rows if "monitor_knn_top1" in r]
-    assert monitored == [2, 4, 6, 8]  # every 2 steps; the end (step 8) is one of them
+    assert monitored == [0, 2, 4, 6, 8]  # the initial weights, every 2 steps; the end (step 8) is one of them
     assert [r["step"] for r in rows if "monitor_knn_top1" not in r] == [3]  # the plain log rows go on
-    assert all("loss" in r and r["monitor_seconds"] >= 0 for r in rows if "monitor_knn_top1" in r)
+    assert "loss" not in rows[0] and rows[0]["monitor_seconds"] >= 0  # step 0: before any training
+    assert all("loss" in r and r["monitor_seconds"] >= 0 for r in rows[1:] if "monitor_knn_top1" in r)
     assert (tmp_path / "watched" / "curves.png").stat().st_size > 0
     assert not (tmp_path / "plain" / "curves.png").exists()
     assert watched["monitor_knn_top1"] == rows[-1]["monitor_knn_top1"]
@@ -93,7 +94,10 @@ def test_monitor_steps_are_multiples_and_the_end(tiny_npy: Path, labelled_folder
             "--monitor-images", "10", "--monitor-test-images", "10", "--out", str(tmp_path / "run")]
     assert main(args) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [3, 6, 8]  # --log-every 0 writes only the monitor's rows
+    assert [r["step"] for r in rows] == [0, 3, 6, 8]  # --log-every 0 writes only the monitor's rows
+    assert main(["pretrain", "--resume", "--out", str(tmp_path / "run")]) == 0  # a resumed run: no second step 0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows].count(0) == 1
 
 def test_bad_monitor_settings_are_one_line_errors(tiny_npy: Path, labelled_folder: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture) -> None:
@@ -139,4 +143,4 @@ def test_under_ddp_rank0_monitors_and_the_weights_do_not_change(tiny_npy: Path, 
     a, b = _state(tmp_path / "plain"), _state(tmp_path / "watched")
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = [json.loads(line) for line in (tmp_path / "watched" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "monitor_knn_top1" in r] == [2, 3]
+    assert [r["step"] for r in rows if "monitor_knn_top1" in r] == [0, 2, 3]

@@ -134,7 +134,7 @@ class PretrainConfig:
                 "(torchrun's own parser takes --monitor for its --monitor-interval)", "names": list_datasets,
         "flags": ("--monitor", "--monitor-dataset")})
     monitor_every: int = field(default=200, metadata={
-        "help": "steps between monitor evaluations, plus one at the end (default 200)"})
+        "help": "steps between monitor evaluations, plus one before the first step and one at the end (default 200)"})
     monitor_images: int = field(default=2000, metadata={
         "help": "labelled reference images of the monitor's kNN, a seeded stratified subset of the train split "
                 "(default 2000)"})

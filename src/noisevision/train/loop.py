@@ -15,8 +15,8 @@ DistributedDataParallel, BatchNorm statistics are synchronised over the global
 batch (``sync_bn``; on CPU with :class:`~noisevision.train.syncbn.AllReduceBatchNorm`),
 and only rank 0 writes files, logs and the progress bar.
 
-Monitor (``--monitor DATASET``): every ``monitor_every`` steps and at the end,
-rank 0 evaluates kNN top-1 on a fixed labelled subset
+Monitor (``--monitor DATASET``): before the first step of a fresh run, every
+``monitor_every`` steps and at the end, rank 0 evaluates kNN top-1 on a fixed labelled subset
 (:class:`~noisevision.train.monitor.KnnMonitor`) while the other ranks wait at
 a barrier; the evaluation leaves weights, BatchNorm statistics, random streams
 and train/eval flags as they were, so it does not change the run's result.
@@ -421,6 +421,17 @@ class _Trainer:
         self.monitor_knn = knn
         return knn, seconds
 
+    def _monitor_at_start(self, writer: Any) -> None:
+        """Evaluate the monitor before the first step (a fresh run only) and log it as step 0."""
+        knn, seconds = self._run_monitor()
+        if knn is None:
+            return
+        row = {"step": 0, "epoch": 0.0, "monitor_knn_top1": round(knn, 2), "monitor_seconds": round(seconds, 3)}
+        self.run_dir.append_metrics(row)
+        if writer is not None:
+            writer.add_scalar("pretrain/monitor_knn_top1", row["monitor_knn_top1"], 0)
+            writer.add_scalar("pretrain/monitor_seconds", row["monitor_seconds"], 0)
+
     def _save(self, step: int) -> None:
         if self.info.is_main:
             save_checkpoint(
@@ -452,7 +463,9 @@ class _Trainer:
                    disable=not (main and show), dynamic_ncols=True)
         self.method.train()
         start_time = time.perf_counter()
-        last_time, last_step = start_time, self.start_step
+        if c.monitor and self.start_step == 0:
+            self._monitor_at_start(writer)  # where the curve starts: the initial weights
+        last_time, last_step = time.perf_counter(), self.start_step
         loss_value, images_per_s, step = math.nan, 0.0, self.start_step
         try:
             for epoch, batch, images, *labels in loader:  # labels: [tensor] when the method needs them

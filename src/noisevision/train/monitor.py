@@ -1,6 +1,7 @@
 """The live kNN monitor of ``pretrain --monitor DATASET``.
 
-Every ``--monitor-every`` steps (and at the end) the encoder being trained is
+Before the first step (of a fresh run, not a resumed one), every
+``--monitor-every`` steps and at the end, the encoder being trained is
 evaluated on a small fixed labelled subset of a real dataset: features of its
 default probe layer (the layer the linear probe reads, e.g. SmallAlexNet's
 fc6, a ResNet's pooled features) for ``--monitor-images`` training images and

@@ -426,11 +426,16 @@ class _Trainer:
         knn, seconds = self._run_monitor()
         if knn is None:
             return
-        row = {"step": 0, "epoch": 0.0, "monitor_knn_top1": round(knn, 2), "monitor_seconds": round(seconds, 3)}
+        self._log_row(writer, {"step": 0, "epoch": 0.0, "monitor_knn_top1": round(knn, 2),
+                               "monitor_seconds": round(seconds, 3)})
+
+    def _log_row(self, writer: Any, row: dict[str, Any]) -> None:
+        """One metrics row: a line of metrics.jsonl and, with TensorBoard, a scalar per value at its step."""
         self.run_dir.append_metrics(row)
         if writer is not None:
-            writer.add_scalar("pretrain/monitor_knn_top1", row["monitor_knn_top1"], 0)
-            writer.add_scalar("pretrain/monitor_seconds", row["monitor_seconds"], 0)
+            for key, value in row.items():
+                if key not in ("step", "epoch"):
+                    writer.add_scalar(f"pretrain/{key}", value, row["step"])
 
     def _save(self, step: int) -> None:
         if self.info.is_main:
@@ -490,11 +495,7 @@ class _Trainer:
                         last_time = time.perf_counter()  # images/s measures training, not the monitor
                 if log_due:
                     if c.log_every or monitor_due:
-                        self.run_dir.append_metrics(row)
-                        if writer is not None:
-                            for key, value in row.items():
-                                if key not in ("step", "epoch"):
-                                    writer.add_scalar(f"pretrain/{key}", value, done)
+                        self._log_row(writer, row)
                     knn_shown = {} if self.monitor_knn is None else {"knn": f"{self.monitor_knn:.1f}"}
                     bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images_per_s:.0f}", **knn_shown)
                 end_of_epoch = done % self.steps_per_epoch == 0

@@ -56,3 +56,17 @@ def test_autocast_uses_the_dtype_given() -> None:
     assert out.dtype == torch.bfloat16
     with accel.autocast("cpu", enabled=False, dtype=torch.bfloat16):
         assert torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4)).dtype == torch.float32
+
+
+def test_a_pinned_precision_overrides_auto_only_inside_its_block(monkeypatch) -> None:
+    monkeypatch.setattr(accel, "cpu_bf16_is_faster", lambda: True)  # a CPU where auto picks bf16
+    assert accel.autocast_dtype("cpu") == torch.bfloat16
+    with accel.pinned_precision("fp32"):
+        assert accel.autocast_dtype("cpu") is None
+        with accel.pinned_precision("auto"):
+            assert accel.autocast_dtype("cpu") == torch.bfloat16
+        assert accel.autocast_dtype("cpu") is None
+    assert accel.autocast_dtype("cpu") == torch.bfloat16
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32"):
+        with accel.pinned_precision("bf16"):
+            pass

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from noisevision.cli import main
@@ -380,6 +381,48 @@ def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path, capsys, two_class_fol
     assert all(75.0 <= r["top1"] <= 100.0 for r in rows)  # squares against 1/f noise: easily told apart
     (run_config,) = (yaml.safe_load(p.read_text()) for p in out.glob("runs/*/config.yaml"))
     assert (run_config["image_size"], run_config["crop_size"], run_config["arch"]) == (128, 64, "smallalexnet")
+
+
+@pytest.mark.parametrize("precision, expected", [("fp32", "fp32"), ("auto", "bfloat16")])
+def test_a_profile_pins_its_precision_on_a_machine_that_prefers_bf16(precision, expected, tmp_path,
+                                                                       monkeypatch, two_class_folder):
+    """A suite run in pieces may resume on a CPU where `auto` picks bf16 (one with AMX): a profile that says
+    fp32 trains and probes in fp32 there, and the rows record the arithmetic each run used."""
+    import yaml
+
+    from noisevision import accel
+    from noisevision.comparison.suite import PROFILE_DIR
+
+    monkeypatch.setattr(accel, "cpu_bf16_is_faster", lambda: True)  # what `auto` finds on an AMX CPU
+    profile = yaml.safe_load((PROFILE_DIR / "cpu.yaml").read_text())
+    assert profile["precision"] == "fp32"
+    profile.update(num_images=64, image_size=32, epochs=1, batch_size=32, generator_num_images={}, spread_entries=[],
+                   analyze=False, probe_max_train=300, probe_max_test=200, precision=precision)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(profile))
+    out = tmp_path / "out"
+    assert main(["compare", "--profile", str(tmp_path / "tiny.yaml"), "--only", "dead-leaves/squares", "--datasets",
+                 f"imagefolder:{two_class_folder()}", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    (run_summary,) = (json.loads(p.read_text()) for p in out.glob("runs/*/summary.json"))
+    (row,) = (json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines())
+    assert run_summary["precision"] == expected
+    assert row["precision"] == {"pretrain": expected, "probe": expected}
+    assert json.loads((out / "summary.json").read_text())["precision"] == {expected: 1}
+    assert accel.autocast_dtype("cpu") == torch.bfloat16  # the pin ends with the suite
+
+
+def test_the_report_flags_runs_of_mixed_precision(tmp_path):
+    rows = [_row("baseline/random-init", 50.0, kind="random", family="baseline"),
+            _row("dead-leaves/squares", 55.0), _row("stylegan/oriented", 57.0, family="stylegan")]
+    rows[0]["precision"] = {"pretrain": None, "probe": "fp32"}
+    rows[1]["precision"] = {"pretrain": "fp32", "probe": "fp32"}
+    rows[2]["precision"] = {"pretrain": "bfloat16", "probe": "fp32"}
+    summary = write_report(rows, tmp_path, "t", ["cifar10"])
+    assert summary["precision"] == {"fp32": 2, "train bfloat16, probe fp32": 1}
+    text = (tmp_path / "results.md").read_text()
+    assert "**Mixed precision**" in text and "train bfloat16, probe fp32: stylegan/oriented (seed 0)" in text
+    rows[2]["precision"] = {"pretrain": "fp32", "probe": "fp32"}
+    write_report(rows, tmp_path, "t", ["cifar10"])
+    assert "Mixed precision" not in (tmp_path / "results.md").read_text()
 
 
 def _refuse_work(monkeypatch, why: str) -> None:

@@ -5,11 +5,14 @@ are not enough: with AMX, bf16 matmuls ran 6x faster than fp32 on one of this
 project's machines (2.6 vs 0.43 TFLOP/s), while another with AVX512-BF16 but no
 AMX ran them at half the fp32 speed (0.14 vs 0.26 TFLOP/s) and trained 1.8x
 slower in bf16. So the automatic choice times one small matmul in both dtypes
-(once per process, about 0.1 s); ``NOISEVISION_CPU_BF16=0|1`` overrides it.
+(once per process, about 0.1 s); ``NOISEVISION_CPU_BF16=0|1`` overrides it, and
+:func:`pinned_precision` pins fp32 for a block of work whose numbers must not
+depend on the machine (a comparison resumed on another machine).
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import functools
@@ -88,8 +91,31 @@ def cpu_bf16_is_faster() -> bool:
     return best_seconds(torch.float32) > BF16_MIN_SPEEDUP * best_seconds(torch.bfloat16)
 
 
+PINNABLE_PRECISIONS = ("auto", "fp32")
+_pinned_precision: contextvars.ContextVar[str] = contextvars.ContextVar("noisevision_pinned_precision", default="auto")
+
+
+@contextlib.contextmanager
+def pinned_precision(precision: str) -> Iterator[None]:
+    """Within the block, ``auto`` precision (training, probe features, the monitor) resolves to ``precision``.
+
+    ``"fp32"`` makes results independent of the machine: without it a suite resumed on a CPU with
+    AMX would train and probe its remaining entries in bf16 and the rest in fp32. ``"auto"`` changes
+    nothing. An explicit ``--precision bf16`` is not overridden.
+    """
+    if precision not in PINNABLE_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PINNABLE_PRECISIONS)}, got {precision!r}")
+    token = _pinned_precision.set(precision)
+    try:
+        yield
+    finally:
+        _pinned_precision.reset(token)
+
+
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     """The reduced-precision dtype ``--precision auto`` uses on ``device``, or None (fp32)."""
+    if _pinned_precision.get() == "fp32":
+        return None
     device = torch.device(device)
     if device.type == "cpu":
         return torch.bfloat16 if cpu_bf16_is_faster() else None

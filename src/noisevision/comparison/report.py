@@ -229,16 +229,43 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
                      f"(generation {compute['gen_hours']:.2f} h, pretraining {compute['pretrain_hours']:.2f} h, "
                      f"probes {compute['probe_hours']:.2f} h); longest run {longest['entry']} (seed {longest['seed']}): "
                      f"{longest['minutes']:.1f} min.\n")
+    precisions = precision_groups(rows)
+    if len(precisions) > 1:
+        groups = "; ".join(f"{p}: {', '.join(entries)}" for p, entries in precisions.items())
+        lines.append(f"**Mixed precision**: these runs did not all train and probe in the same arithmetic, so "
+                     f"small differences between them are not comparable ({groups}).\n")
     analysis_lines, analysis = analysis_report(agg, datasets, out_dir, profile)
     lines += analysis_lines
     atomic_write_text(out_dir / "results.md", "\n".join(lines))
-    summary = {"profile": profile, "datasets": summaries, "rows": len(rows), "compute": compute}
+    summary = {"profile": profile, "datasets": summaries, "rows": len(rows), "compute": compute,
+               "precision": {p: len(entries) for p, entries in precisions.items()}}
     if not_run:
         summary["not_run"] = list(not_run)
     if analysis:
         summary["analysis"] = analysis
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def precision_groups(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """The runs grouped by the arithmetic they trained and probed in (``"fp32"``, ``"train bf16, probe fp32"``).
+
+    Rows without a record (random init has no training; results from before it was kept) join no group.
+    """
+    groups: dict[str, list[str]] = {}
+    for r in rows:
+        prec = r.get("precision") or {}
+        train, probe = prec.get("pretrain"), prec.get("probe")
+        if train is None and probe is None:
+            continue
+        if train is None or probe is None or train == probe:
+            label = train or probe
+        else:
+            label = f"train {train}, probe {probe}"
+        run = f"{r['entry']} (seed {r['seed']})"
+        if run not in groups.setdefault(label, []):
+            groups[label].append(run)
+    return groups
 
 
 def compute_time(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

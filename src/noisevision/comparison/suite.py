@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from ..accel import PINNABLE_PRECISIONS, pinned_precision
 from ..data.imagefolder import available_splits, scan_image_folder
 from ..data.roots import default_test_split, folder_of, list_datasets, resolve_dataset
 from ..data.writer import generate_dataset
@@ -150,12 +151,17 @@ class Profile:
     gen_workers: int = 2  # generation processes, at most the CPUs this machine gives the process
     analyze: bool = False  # also measure each generator entry's data (noisevision analyze) against each dataset
     analyze_images: int = 500  # the seeded subset of the data analysed (and of the reference's train split)
+    # "fp32" pins the numbers to full precision on every machine (a suite run in pieces may resume on a CPU
+    # with AMX, where "auto" picks bf16); like the device, it is not part of the cache keys
+    precision: str = "auto"
     description: str = ""
     note: str = ""  # one plain sentence: what a run of this size can and cannot show (printed after the table)
 
     def __post_init__(self) -> None:
         if not 2 <= self.analyze_images <= 100_000:
             raise ValueError(f"analyze_images must be in 2..100000, got {self.analyze_images}")
+        if self.precision not in PINNABLE_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PINNABLE_PRECISIONS)}, got {self.precision!r}")
 
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "configs" / "compare"
@@ -344,6 +350,10 @@ class SuiteRun:
         Pretraining is skipped when every probe result of the entry is already on
         disk and no entry still to probe needs its encoder.
         """
+        with pinned_precision(self.profile.precision):
+            return self._run_entry(entry, datasets, seed)
+
+    def _run_entry(self, entry: Entry, datasets: Sequence[EvalDataset], seed: int) -> list[dict[str, Any]]:
         rows = []
         for evals, encoder, run_dir, cfg in self.encoders(entry, datasets, seed):
             timings: dict[str, Any] = {}
@@ -479,6 +489,7 @@ class SuiteRun:
         if (run_dir / "summary.json").exists():
             summary = json.loads((run_dir / "summary.json").read_text())
             out.update(_pretrain_timing(summary, self.profile.batch_size, run_dir / "metrics.jsonl"))
+            out["pretrain_precision"] = summary.get("precision")
         return {k: v for k, v in out.items() if v is not None}
 
     def generate(self, entry: Entry, path: Path, seed: int) -> dict[str, Any]:
@@ -542,6 +553,7 @@ class SuiteRun:
             "result_file": str(path.relative_to(self.out)),
         }
         row.update({k: result["suite"][k] for k in TIMING_KEYS if k in result["suite"]})
+        row["precision"] = {"pretrain": result["suite"].get("pretrain_precision"), "probe": result.get("amp_dtype")}
         outcomes = row_outcomes(result)
         if outcomes:  # results probed before per-image outcomes were kept have none
             row["outcomes"] = outcomes

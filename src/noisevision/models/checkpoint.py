@@ -111,6 +111,18 @@ def read_torch_file(path: Path, what: str) -> Any:
                         "use an intact checkpoint") from None
 
 
+def read_versioned_torch_file(path: Path, what: str, fmt: str, max_version: int) -> dict[str, Any]:
+    """:func:`read_torch_file`, then the checks every noisevision file shares: a dict that names its
+    format ``fmt`` and a format version this release reads (at most ``max_version``)."""
+    payload = read_torch_file(path, what)
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise UserError(f"{path} is not a noisevision {what} (expected format {fmt!r})")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > max_version:
+        raise UserError(f"{path} has {what} format version {version!r}; this noisevision reads up to {max_version}")
+    return payload
+
+
 def check_state_dict(state: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
     """``state`` if it is a non-empty mapping of names to tensors, else a UserError."""
     if not isinstance(state, dict) or not state:
@@ -157,12 +169,7 @@ def load_encoder(
         path = path / RUN_DIR_FILE
     if not path.is_file():
         raise UserError(f"encoder checkpoint not found: {path}")
-    payload = read_torch_file(path, "encoder checkpoint")
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"{path} is not a noisevision encoder checkpoint (expected format {FORMAT!r})")
-    version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise UserError(f"{path} has encoder format version {version!r}; this noisevision reads up to {FORMAT_VERSION}")
+    payload = read_versioned_torch_file(path, "encoder checkpoint", FORMAT, FORMAT_VERSION)
     arch = payload.get("arch")
     if not isinstance(arch, str):
         raise UserError(f"{path} is damaged: its arch is {arch!r}, not an encoder name")

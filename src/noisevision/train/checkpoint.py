@@ -23,7 +23,7 @@ import yaml
 
 from ..errors import UserError
 from ..fileio import atomic_write_text, user_os_error
-from ..models.checkpoint import check_state_dict, read_torch_file, save_torch_file
+from ..models.checkpoint import check_state_dict, read_versioned_torch_file, save_torch_file
 from .config import PretrainConfig, build_config
 
 CHECKPOINT_FORMAT = "noisevision-pretrain-checkpoint"
@@ -140,12 +140,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     Checks the structure the loop relies on (model and optimizer states, step
     counters, RNG state), so a bad file is a one-line error, not a traceback.
     """
-    state = read_torch_file(path, "checkpoint")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a noisevision pretraining checkpoint")
-    version = state.get("format_version")
-    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
-        raise UserError(f"{path} has checkpoint format version {version!r}; this noisevision reads up to {CHECKPOINT_VERSION}")
+    state = read_versioned_torch_file(path, "pretraining checkpoint", CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     check_state_dict(state.get("model"), path, "model")
     optimizer = state.get("optimizer")
     if not isinstance(optimizer, dict) or not isinstance(optimizer.get("param_groups"), list):

@@ -248,7 +248,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
 
 
 def precision_groups(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
-    """The runs grouped by the arithmetic they trained and probed in (``"fp32"``, ``"train bf16, probe fp32"``).
+    """The runs grouped by the arithmetic they trained and probed in (``"fp32"``, ``"train bfloat16, probe fp32"``).
 
     Rows without a record (random init has no training; results from before it was kept) join no group.
     """

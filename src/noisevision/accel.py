@@ -95,6 +95,13 @@ PINNABLE_PRECISIONS = ("auto", "fp32")
 _pinned_precision: contextvars.ContextVar[str] = contextvars.ContextVar("noisevision_pinned_precision", default="auto")
 
 
+def check_pinnable_precision(precision: str) -> str:
+    """``precision`` if :func:`pinned_precision` accepts it, else a ValueError naming the choices."""
+    if precision not in PINNABLE_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PINNABLE_PRECISIONS)}, got {precision!r}")
+    return precision
+
+
 @contextlib.contextmanager
 def pinned_precision(precision: str) -> Iterator[None]:
     """Within the block, ``auto`` precision (training, probe features, the monitor) resolves to ``precision``.
@@ -103,9 +110,7 @@ def pinned_precision(precision: str) -> Iterator[None]:
     AMX would train and probe its remaining entries in bf16 and the rest in fp32. ``"auto"`` changes
     nothing. An explicit ``--precision bf16`` is not overridden.
     """
-    if precision not in PINNABLE_PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PINNABLE_PRECISIONS)}, got {precision!r}")
-    token = _pinned_precision.set(precision)
+    token = _pinned_precision.set(check_pinnable_precision(precision))
     try:
         yield
     finally:

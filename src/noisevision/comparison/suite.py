@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ..accel import PINNABLE_PRECISIONS, pinned_precision
+from ..accel import check_pinnable_precision, pinned_precision
 from ..data.imagefolder import available_splits, scan_image_folder
 from ..data.roots import default_test_split, folder_of, list_datasets, resolve_dataset
 from ..data.writer import generate_dataset
@@ -160,8 +160,7 @@ class Profile:
     def __post_init__(self) -> None:
         if not 2 <= self.analyze_images <= 100_000:
             raise ValueError(f"analyze_images must be in 2..100000, got {self.analyze_images}")
-        if self.precision not in PINNABLE_PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PINNABLE_PRECISIONS)}, got {self.precision!r}")
+        check_pinnable_precision(self.precision)
 
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "configs" / "compare"

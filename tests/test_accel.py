@@ -70,3 +70,10 @@ def test_a_pinned_precision_overrides_auto_only_inside_its_block(monkeypatch) ->
     with pytest.raises(ValueError, match="precision must be one of auto, fp32"):
         with accel.pinned_precision("bf16"):
             pass
+
+
+def test_precision_labels_match_what_results_record() -> None:
+    # rows.jsonl and the report group runs by these strings; a changed label would split a table
+    assert accel.precision_label(None) == "fp32"
+    assert accel.precision_label(torch.bfloat16) == "bfloat16"
+    assert accel.precision_label(torch.float16) == "float16"

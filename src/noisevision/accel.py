@@ -129,6 +129,11 @@ def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     return None
 
 
+def precision_label(dtype: torch.dtype | None) -> str:
+    """How results name an arithmetic: ``"bfloat16"``, ``"float16"``, or ``"fp32"`` for no autocast."""
+    return str(dtype).replace("torch.", "") if dtype is not None else "fp32"
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device | str, enabled: bool = True, dtype: torch.dtype | None = None) -> Iterator[None]:
     """Mixed-precision region in ``dtype`` (default: :func:`autocast_dtype`), or a no-op for fp32.

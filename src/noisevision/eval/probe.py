@@ -403,7 +403,7 @@ def probe_result(plan: ProbePlan, outcome: ProbeOutcome, timer: _Timer) -> dict[
         "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUN_ONLY_FIELDS},
         "torch": torch.__version__,
         "device": str(device),
-        "amp_dtype": str(accel.autocast_dtype(device)).replace("torch.", "") if accel.autocast_dtype(device) else "fp32",
+        "amp_dtype": accel.precision_label(accel.autocast_dtype(device)),
         "threads": torch.get_num_threads(),
         "host": platform.node(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..accel import autocast, autocast_dtype, cpu_supports_bf16, to_channels_last, tune_cpu_allocator
+from ..accel import autocast, autocast_dtype, cpu_supports_bf16, precision_label, to_channels_last, tune_cpu_allocator
 from ..augment import build_augmentation
 from ..data.sources import GEN_PREFIX, ImageSource, open_source
 from ..data.stream import EpochBatches, batch_loader, default_workers
@@ -531,7 +531,7 @@ class _Trainer:
             "world_size": self.info.world_size,
             "rank": self.info.rank,
             "device": str(self.device),
-            "precision": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "fp32",
+            "precision": precision_label(self.amp_dtype),
         }
         if self.monitor is not None:
             summary.update(

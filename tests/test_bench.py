@@ -1,6 +1,7 @@
 """The comparison suite: entry selection, caching, report maths, and the quick profile end to end."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -220,6 +221,23 @@ def test_entry_results_keep_per_image_outcomes_of_both_probes(tmp_path, monkeypa
     assert decode_outcomes(o["top1_bn"], 4).tolist() == [True, True, False, False]
     assert decode_outcomes(o["knn"], 4).all()
     assert run.probe_entry(entry, ds, run.random_encoder(), 0) == row and calls == [False, True]  # cached
+
+
+def test_a_cached_result_keeps_the_timings_of_the_run_it_probed(tmp_path, monkeypatch):
+    """Timings fill in what a cached result lacks; a retrained run (a fresh machine lost the cache) does not
+    overwrite the committed run's."""
+    from noisevision.comparison import suite
+
+    monkeypatch.setattr(suite, "probe", lambda **cfg: {
+        "metrics": {"top1": 25.0}, "dataset": {"path": str(tmp_path / "cifar10")}, "timings_s": {"total_s": 1.0}})
+    run = suite.SuiteRun(dataclasses.replace(get_profile("cpu"), probe_bn_recalibrate=False), tmp_path / "out")
+    entry, (ds,) = suite._entry("dead-leaves/mixed"), suite.parse_datasets("cifar10")
+    first = run.probe_entry(entry, ds, str(run.out / "runs/x/encoder.pt"), 0, {"pretrain_seconds": 100.0})
+    assert first["pretrain_seconds"] == 100.0 and "gen_seconds" not in first
+    again = run.probe_entry(entry, ds, str(run.out / "runs/x/encoder.pt"), 0, {"pretrain_seconds": 250.0, "gen_seconds": 9.0})
+    assert (again["pretrain_seconds"], again["gen_seconds"]) == (100.0, 9.0)
+    stored = json.loads((tmp_path / "out" / first["result_file"]).read_text())["suite"]
+    assert (stored["pretrain_seconds"], stored["gen_seconds"]) == (100.0, 9.0)
 
 
 def test_compute_time_counts_each_run_once_and_probes_per_dataset():

@@ -521,9 +521,11 @@ class SuiteRun:
         timings = timings or {}
         if path.exists():
             result = json.loads(path.read_text())
-            result.setdefault("suite", {})
-            if any(result["suite"].get(k) != v for k, v in timings.items()):  # timings found after the probe
-                result["suite"].update(timings)
+            # Fill in timings the result lacks (its data was generated elsewhere, say), never replace one: a run
+            # trained again because a fresh machine lost the cache is not the run this result probed.
+            missing = {k: v for k, v in timings.items() if result.setdefault("suite", {}).get(k) is None}
+            if missing:
+                result["suite"].update(missing)
                 write_json(path, result)
         else:
             _log(f"probing {entry.key} on {ds.name}")

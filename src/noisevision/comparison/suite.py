@@ -523,9 +523,10 @@ class SuiteRun:
             result = json.loads(path.read_text())
             # Fill in timings the result lacks (its data was generated elsewhere, say), never replace one: a run
             # trained again because a fresh machine lost the cache is not the run this result probed.
-            missing = {k: v for k, v in timings.items() if result.setdefault("suite", {}).get(k) is None}
+            stored = result.setdefault("suite", {})
+            missing = {k: v for k, v in timings.items() if stored.get(k) is None}
             if missing:
-                result["suite"].update(missing)
+                stored.update(missing)
                 write_json(path, result)
         else:
             _log(f"probing {entry.key} on {ds.name}")

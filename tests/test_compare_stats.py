@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from noisevision.comparison.report import aggregate, write_report
-from noisevision.comparison.stats import order_agreement, rank_table, row_outcomes, spearman_interval
+from noisevision.comparison.stats import (
+    order_agreement,
+    paired_difference,
+    rank_table,
+    row_outcomes,
+    spearman_interval,
+)
 from noisevision.eval.outcomes import encode_outcomes
 
 N_TEST = 2000
@@ -97,6 +103,30 @@ def test_outcomes_that_do_not_fit_give_no_interval():
     wrong = [dict(r) for r in rows]
     wrong[2] = {**wrong[2], "top1": wrong[2]["top1"] + 1.0}
     assert "not its recorded top1" in spearman_interval(wrong, "cifar10")["reason"]
+
+
+def test_paired_difference_counts_the_images_on_which_the_two_disagree():
+    """Both right on 500 images, only the first on 150, only the second on 50, both wrong on 300: the
+    first is 10 points better, and the standard error comes from the 200 disagreements alone."""
+    first = np.repeat([True, True, False, False], [500, 150, 50, 300])
+    second = np.repeat([True, False, True, False], [500, 150, 50, 300])
+    d = paired_difference(_row("a", first), _row("b", second))
+    assert d["diff"] == pytest.approx(10.0) and d["n_test"] == 1000
+    per_image = first.astype(float) - second.astype(float)
+    half = 1.959964 * 100 * per_image.std(ddof=1) / np.sqrt(1000)
+    assert (d["low"], d["high"]) == (pytest.approx(10.0 - half, abs=1e-4), pytest.approx(10.0 + half, abs=1e-4))
+    # Two independent accuracies of 65% and 55% would give a wider interval than the paired one.
+    independent = 1.96 * 100 * np.sqrt((0.65 * 0.35 + 0.55 * 0.45) / 1000)
+    assert half < independent
+    assert paired_difference(_row("b", second), _row("a", first))["diff"] == pytest.approx(-10.0)
+
+
+def test_paired_difference_needs_outcomes_on_the_same_images():
+    correct = np.random.default_rng(0).random(100) < 0.5
+    assert paired_difference(_row("a", correct), _row("b", correct))["diff"] == 0.0
+    assert paired_difference(_row("a", correct), _row("b", correct, test_set="other")) is None
+    assert paired_difference(_row("a", correct), _row("b", top1=50.0)) is None
+    assert paired_difference(_row("a", correct), _row("b", correct), metric="knn") is None
 
 
 def test_rank_table_puts_our_rank_next_to_the_papers():

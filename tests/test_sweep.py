@@ -4,12 +4,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from noisevision.cli import main
 from noisevision.comparison.suite import SuiteRun, get_profile, parse_datasets, select_entries
-from noisevision.comparison.sweep import SweepConfig, point_profile, sweep, sweep_entry, sweep_points
+from noisevision.comparison.sweep import (
+    SweepConfig,
+    point_profile,
+    sweep,
+    sweep_entry,
+    sweep_markdown,
+    sweep_points,
+    with_differences_from_default,
+)
+from noisevision.eval.outcomes import encode_outcomes
 from noisevision.parsing import make_config
 
 
@@ -23,6 +33,27 @@ def test_values_become_typed_generator_parameters() -> None:
     cfg = make_config(SweepConfig, None, {"generator": "stat/spectrum", "param": "exponent_range",
                                           "values": ["1,1", (2, 2), 3.0]}, "sweep")
     assert cfg.values == ("1,1", "2,2", "3")
+
+
+def test_the_table_gives_each_value_its_difference_from_the_default() -> None:
+    def row(value, correct, default=False):
+        bits = encode_outcomes(correct)
+        return {"dataset": "cifar10", "value": value, "default": default, "top1": 100 * correct.mean(),
+                "knn": 100 * correct.mean(), "outcomes": {"n_test": correct.size, "test_set": "t", "top1": bits,
+                                                          "knn": bits}}
+
+    reference = np.arange(1000) % 2 == 0  # 50%
+    better = reference | (np.arange(1000) % 10 == 1)  # 60%: right on 100 more images, wrong on none more
+    rows = with_differences_from_default([row("2,2", better), row("default (0.5,3.5)", reference, default=True)])
+    assert rows[0]["top1_vs_default"]["diff"] == pytest.approx(10.0) and "top1_vs_default" not in rows[1]
+    assert 8.0 < rows[0]["top1_vs_default"]["low"] < 10.0 < rows[0]["top1_vs_default"]["high"] < 12.0
+    table = sweep_markdown({"generator": "stat/spectrum", "param": "exponent_range", "profile": "cpu",
+                            "datasets": ["cifar10"], "rows": rows})
+    assert "| 2,2 | 60.0 |  | 60.0 | +10.0 (+8.1 to +11.9) | +10.0 (+8.1 to +11.9) |" in table
+    # Without a default there is nothing to subtract, and no such columns.
+    alone = with_differences_from_default([row("2,2", better)])
+    assert "default (95% CI)" not in sweep_markdown({"generator": "g", "param": "p", "profile": "cpu",
+                                                     "datasets": ["cifar10"], "rows": alone})
 
 
 def test_each_value_is_its_own_cached_entry(tmp_path: Path) -> None:
@@ -104,6 +135,7 @@ def test_sweep_runs_end_to_end_and_resumes_from_its_cache(tmp_path: Path, monkey
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| exponent_range | linear top-1 (%)" in printed and "| default (0.5,3.5) |" in printed
+    assert "linear - default (95% CI)" in printed
     result = json.loads((out / "sweep.json").read_text())
     assert [r["value"] for r in result["rows"]] == ["1,1", "3,3", "default (0.5,3.5)"]
     assert all(0.0 <= r["top1"] <= 100.0 for r in result["rows"])

@@ -7,6 +7,8 @@
   their seeds with replacement and averages them, as the point estimate averages them. It needs
   the probes' per-image outcomes (``eval/outcomes.py``); results probed before those were kept
   get no interval, and the reason says so;
+* :func:`paired_difference`: how far one row's accuracy is above another's on the same test images,
+  with an interval from the per-image differences (the test images' sampling noise only);
 * :func:`order_agreement`: within each of the paper's families with several members (dead leaves,
   statistical, StyleGAN, feature vis), whether our order of the members is the paper's (Kendall tau
   and the swapped pairs); across families, the order of the family means.
@@ -161,6 +163,35 @@ def spearman_interval(rows: Sequence[dict[str, Any]], dataset: str, metric: str 
     tail = 100 * (1 - level) / 2
     low, median, high = np.percentile(defined, [tail, 50, 100 - tail])
     return {**base, "available": True, "low": float(low), "high": float(high), "bootstrap_median": float(median)}
+
+
+def paired_difference(row: dict[str, Any], reference: dict[str, Any], metric: str = "top1",
+                      level: float = 0.95) -> dict[str, Any] | None:
+    """``row``'s ``metric`` minus ``reference``'s, in points, with a ``level`` interval over test images.
+
+    Both rows were probed on the same test images, so the difference is the mean of the per-image
+    differences (each -1, 0 or +1) and its standard error comes from their spread: the normal
+    interval of a paired comparison, narrower than comparing two independent accuracies. It covers
+    only the sampling of test images; two trainings with different seeds differ by more. None when
+    either row lacks readable outcomes of ``metric`` or the two were probed on different images.
+    """
+    from scipy.stats import norm
+
+    sides = []
+    for r in (row, reference):
+        o = r.get("outcomes") or {}
+        try:
+            sides.append((decode_outcomes(o[metric], o["n_test"]), o.get("test_set")))
+        except (KeyError, ValueError):
+            return None
+    (a, set_a), (b, set_b) = sides
+    if set_a != set_b or a.shape != b.shape or a.size < 2:
+        return None
+    per_image = a.astype(np.float64) - b.astype(np.float64)
+    diff = 100.0 * per_image.mean()
+    half = 100.0 * norm.ppf(0.5 + level / 2) * per_image.std(ddof=1) / np.sqrt(per_image.size)
+    return {"metric": metric, "diff": float(diff), "low": float(diff - half), "high": float(diff + half),
+            "level": level, "n_test": int(a.size)}
 
 
 def _none_if_nan(x: float) -> float | None:

@@ -11,7 +11,8 @@ runs it (its default random range) as a reference point.
 
 Outputs in ``out``::
     sweep.json               the config, the points and one row per value and dataset
-    sweep.md                 a table per dataset
+    sweep.md                 a table per dataset; with the default run, each value's difference
+                             from it with a 95% interval over the test images
     sweep_<dataset>.png      accuracy against the value (the default as a dashed line)
     entries/ runs/ data/     the suite's cache
 
@@ -35,6 +36,7 @@ from ..generators import dynamic_prefixes, fast_overrides, get_spec, list_genera
 from ..parsing import coerce, load_yaml, make_config, resolve_params
 from .paper import PAPER_ROWS
 from .report import markdown_table
+from .stats import paired_difference
 from .suite import (
     ENTRY_SETTINGS,
     Entry,
@@ -227,6 +229,7 @@ def sweep(config: SweepConfig | Mapping[str, Any] | str | os.PathLike | None = N
                        device=cfg.device, progress=cfg.progress)
         for row in run.run_entry(sweep_entry(cfg.generator, point), datasets, cfg.seed):
             rows.append({**row, "param": cfg.param, "value": point.label, "x": point.x, "default": point.default})
+    rows = with_differences_from_default(rows)
     resolved = {**dataclasses.asdict(cfg), "values": list(cfg.values), "out": str(out)}
     result = {"config": resolved, "profile": profile.name, "generator": cfg.generator, "param": cfg.param,
               "datasets": [d.name for d in datasets],
@@ -247,15 +250,49 @@ def _rows_of(result: Mapping[str, Any], dataset: str) -> list[dict[str, Any]]:
     return [r for r in result["rows"] if r["dataset"] == dataset]
 
 
+DIFFERENCE_METRICS = ("top1", "knn")
+
+
+def with_differences_from_default(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with ``<metric>_vs_default`` (points above the default on the same test images, with a
+    95% interval; see :func:`~noisevision.comparison.stats.paired_difference`) on each non-default
+    row whose dataset has a default row with per-image outcomes."""
+    defaults = {r["dataset"]: r for r in rows if r["default"]}
+    out = []
+    for r in rows:
+        ref = defaults.get(r["dataset"])
+        extra = {}
+        if ref is not None and not r["default"]:
+            for m in DIFFERENCE_METRICS:
+                d = paired_difference(r, ref, m)
+                if d is not None:
+                    extra[f"{m}_vs_default"] = d
+        out.append({**r, **extra})
+    return out
+
+
+def _difference_text(d: Mapping[str, Any] | None) -> str | None:
+    return None if d is None else f"{d['diff']:+.1f} ({d['low']:+.1f} to {d['high']:+.1f})"
+
+
 def sweep_markdown(result: Mapping[str, Any]) -> str:
-    """The sweep's tables, one per dataset."""
+    """The sweep's tables, one per dataset; with differences from the default where it was run."""
     lines = [f"# Sweep of {result['generator']}: {result['param']} ({result['profile']} profile)", ""]
     for dataset in result["datasets"]:
         rows = _rows_of(result, dataset)
         best = max((r for r in rows if r.get("top1") is not None), key=lambda r: r["top1"], default=None)
-        lines += [f"## {dataset}", "",
-                  markdown_table(rows, ["value", "top1", "top5", "knn", "pretrain_seconds"],
-                                 [result["param"], "linear top-1 (%)", "top-5 (%)", "kNN top-1 (%)", "pretrain (s)"])]
+        columns = ["value", "top1", "top1_bn", "knn"]
+        headers = [result["param"], "linear top-1 (%)", "BN re-estimated (%)", "kNN top-1 (%)"]
+        has_differences = any(f"{m}_vs_default" in r for r in rows for m in DIFFERENCE_METRICS)
+        if has_differences:
+            rows = [{**r, **{f"{m}_diff": _difference_text(r.get(f"{m}_vs_default")) for m in DIFFERENCE_METRICS}}
+                    for r in rows]
+            columns += ["top1_diff", "knn_diff"]
+            headers += ["linear - default (95% CI)", "kNN - default (95% CI)"]
+        lines += [f"## {dataset}", "", markdown_table(rows, columns + ["pretrain_seconds"], headers + ["pretrain (s)"])]
+        if has_differences:
+            lines += ["Differences are paired over the same test images; the interval covers the sampling of "
+                      "test images only, and a second training seed moves a result by more.", ""]
         if best is not None:
             lines += [f"Best: {result['param']} = {best['value']} ({best['top1']:.1f}% linear top-1).", ""]
     return "\n".join(lines)

@@ -164,6 +164,32 @@ def test_within_and_across_family_agreement_on_a_hand_made_example():
     assert across["paper_means"]["dead leaves"] == pytest.approx(38.0)
 
 
+def test_a_swap_is_called_noise_only_when_its_paired_interval_includes_zero():
+    """Paper order x > y > z. We put y 0.2 points above x (it is right on 60 images that x misses, and
+    wrong on 50 that x gets): within test-image noise. We put z 5 points above y: outside it. Seeds
+    of an entry are averaged image by image."""
+    n = 5000
+    base = np.random.default_rng(0).random(n) < 0.5
+    y = base.copy()
+    x = base.copy()
+    x[np.flatnonzero(base)[:60]] = False
+    x[np.flatnonzero(~base)[:50]] = True
+    z = base | (np.arange(n) % 10 == 1)  # z right on about 250 more images than y, wrong on none more
+    rows = [_row("x", x, paper=40.0), _row("y", y, paper=38.0), _row("z", z, paper=36.0, seed=0),
+            _row("z", z, paper=36.0, seed=1)]
+    agg = aggregate(rows)
+    (dl,) = order_agreement(agg, "cifar10", rows=rows)["within_family"]
+    pairs = {tuple(d["pair"]): d for d in dl["swap_differences"]}
+    assert set(pairs) == {("x", "y"), ("x", "z"), ("y", "z")}
+    assert pairs[("x", "y")]["diff"] == pytest.approx(-0.2) and pairs[("x", "y")]["low"] < 0 < pairs[("x", "y")]["high"]
+    assert pairs[("y", "z")]["high"] < 0 and pairs[("x", "z")]["high"] < 0
+    assert dl["swaps_within_noise"] == 1
+    # Without per-seed rows (or with an entry lacking outcomes) nothing is claimed about noise.
+    assert "swaps_within_noise" not in order_agreement(agg, "cifar10")["within_family"][0]
+    rows[1] = _row("y", top1=rows[1]["top1"], paper=38.0)
+    assert "swaps_within_noise" not in order_agreement(agg, "cifar10", rows=rows)["within_family"][0]
+
+
 def test_report_shows_ranks_interval_and_orders(tmp_path):
     rows = [{**r, "kind": "generator", "knn": r["top1"] - 5} for r in _rows(np.linspace(0.3, 0.9, 4))]
     for r, fam in zip(rows, ("dead leaves", "dead leaves", "stylegan", "stylegan")):

@@ -205,7 +205,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
         metrics = ["top1", *s["other_metrics"]]
         for m, part in [("top1", s), *s["other_metrics"].items()]:
             part["spearman_ci"] = spearman_interval(rows, d, m, bootstrap_replicates, bootstrap_seed)
-            part["orders"] = order_agreement(agg, d, m)
+            part["orders"] = order_agreement(agg, d, m, rows)
         s["rank_table"] = rank_table(agg, d, metrics)
         summaries.append(s)
         rs = sorted([r for r in agg if r["dataset"] == d], key=lambda r: (r["kind"] != "random", r["kind"] == "real",
@@ -341,7 +341,8 @@ def _rank_section(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
         rho = "n/a" if p["spearman_vs_paper"] is None else f"{p['spearman_vs_paper']:.2f}"
         lines.append(f"- {METRIC_LABELS[m]}: **{rho}**, {_interval_text(p['spearman_ci'])}")
     lines.append("\nOrder within each family (Kendall tau with the paper's order; `x < y`: we rank x, the paper's "
-                 "higher one, below y):\n")
+                 "higher one, below y; a swap is *within test-image noise* when the 95% interval of the paired "
+                 "difference over the test images includes zero, and training seeds add noise on top):\n")
     within = {m: parts[m]["orders"]["within_family"] for m in metrics}
     fams = [w["family"] for w in within[metrics[0]]]
     rows = []
@@ -377,6 +378,8 @@ def _agreement_text(a: dict[str, Any], listed: int = 3) -> str:
         text += ": " + ", ".join(f"{hi} < {lo}" for hi, lo in a["swapped"])
     if a["tied"]:
         text += f"; {len(a['tied'])} tied"
+    if "swaps_within_noise" in a:
+        text += f"; {a['swaps_within_noise']} of the swaps within test-image noise"
     return text
 
 

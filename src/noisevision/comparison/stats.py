@@ -19,7 +19,7 @@ Rows are the comparison's flat rows (``rows.jsonl``); ``agg`` rows are averaged 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -165,33 +165,44 @@ def spearman_interval(rows: Sequence[dict[str, Any]], dataset: str, metric: str 
     return {**base, "available": True, "low": float(low), "high": float(high), "bootstrap_median": float(median)}
 
 
-def paired_difference(row: dict[str, Any], reference: dict[str, Any], metric: str = "top1",
+def _mean_outcomes(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[np.ndarray, Any] | None:
+    """The per-image outcome of ``metric`` averaged over ``rows`` (one entry's seeds), and the test set
+    it is over; None when a row lacks readable outcomes or the rows were probed on different images."""
+    vectors, test_sets = [], set()
+    for r in rows:
+        o = r.get("outcomes") or {}
+        try:
+            vectors.append(decode_outcomes(o[metric], o["n_test"]).astype(np.float64))
+        except (KeyError, ValueError):
+            return None
+        test_sets.add((o["n_test"], o.get("test_set")))
+    if not vectors or len(test_sets) > 1:
+        return None
+    return np.mean(vectors, axis=0), test_sets.pop()
+
+
+def paired_difference(row: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                      reference: Mapping[str, Any] | Sequence[Mapping[str, Any]], metric: str = "top1",
                       level: float = 0.95) -> dict[str, Any] | None:
     """``row``'s ``metric`` minus ``reference``'s, in points, with a ``level`` interval over test images.
 
-    Both rows were probed on the same test images, so the difference is the mean of the per-image
-    differences (each -1, 0 or +1) and its standard error comes from their spread: the normal
-    interval of a paired comparison, narrower than comparing two independent accuracies. It covers
-    only the sampling of test images; two trainings with different seeds differ by more. None when
-    either row lacks readable outcomes of ``metric`` or the two were probed on different images.
+    Either side may be one row or the rows of an entry's seeds (their per-image outcomes averaged).
+    Both were probed on the same test images, so the difference is the mean of the per-image
+    differences and its standard error comes from their spread: the normal interval of a paired
+    comparison, narrower than comparing two independent accuracies. It covers only the sampling of
+    test images; two trainings with different seeds differ by more. None when either side lacks
+    readable outcomes of ``metric`` or the two were probed on different images.
     """
     from scipy.stats import norm
 
-    sides = []
-    for r in (row, reference):
-        o = r.get("outcomes") or {}
-        try:
-            sides.append((decode_outcomes(o[metric], o["n_test"]), o.get("test_set")))
-        except (KeyError, ValueError):
-            return None
-    (a, set_a), (b, set_b) = sides
-    if set_a != set_b or a.shape != b.shape or a.size < 2:
+    sides = [_mean_outcomes([x] if isinstance(x, Mapping) else x, metric) for x in (row, reference)]
+    if sides[0] is None or sides[1] is None or sides[0][1] != sides[1][1] or sides[0][0].size < 2:
         return None
-    per_image = a.astype(np.float64) - b.astype(np.float64)
+    per_image = sides[0][0] - sides[1][0]
     diff = 100.0 * per_image.mean()
     half = 100.0 * norm.ppf(0.5 + level / 2) * per_image.std(ddof=1) / np.sqrt(per_image.size)
     return {"metric": metric, "diff": float(diff), "low": float(diff - half), "high": float(diff + half),
-            "level": level, "n_test": int(a.size)}
+            "level": level, "n_test": int(per_image.size)}
 
 
 def _none_if_nan(x: float) -> float | None:
@@ -223,17 +234,41 @@ def _pairs(names: Sequence[str], ours: Sequence[float], paper: Sequence[float]) 
     return {"concordant": concordant, "swapped": swapped, "tied": tied}
 
 
+def _swap_noise(swapped: Sequence[Sequence[str]], rows: Sequence[dict[str, Any]] | None, dataset: str,
+                metric: str) -> dict[str, Any]:
+    """The paired difference of each swapped pair (the paper's higher entry minus the lower) and how
+    many of them lie within test-image noise; empty when any pair lacks per-image outcomes."""
+    if rows is None or not swapped:
+        return {}
+    seeds: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["dataset"] == dataset:
+            seeds.setdefault(r["entry"], []).append(r)
+    differences = []
+    for hi, lo in swapped:
+        d = paired_difference(seeds.get(hi, []), seeds.get(lo, []), metric)
+        if d is None:
+            return {}
+        differences.append({"pair": [hi, lo], **d})
+    return {"swap_differences": differences,
+            "swaps_within_noise": sum(d["low"] <= 0.0 <= d["high"] for d in differences)}
+
+
 def _order(names: Sequence[str], values: Sequence[float]) -> list[str]:
     return [n for _, n in sorted(zip(values, names), key=lambda t: -t[0])]
 
 
-def order_agreement(agg: Sequence[dict[str, Any]], dataset: str, metric: str = "top1") -> dict[str, Any]:
+def order_agreement(agg: Sequence[dict[str, Any]], dataset: str, metric: str = "top1",
+                    rows: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Within-family and across-family agreement of ``metric`` with the paper's orders on ``dataset``.
 
     ``within_family``: for each family with at least two of the paper's entries, both orders (best first),
-    whether they are the same, Kendall tau and the pairs we order the other way. ``across_family``: the
-    families ranked by the mean of their members against the paper's means of the same members, with
-    Spearman and Kendall correlations.
+    whether they are the same, Kendall tau and the pairs we order the other way. With the per-seed
+    ``rows`` (which keep the per-image outcomes), each swapped pair also gets its
+    :func:`paired_difference` (``swap_differences``) and ``swaps_within_noise`` counts the swaps whose
+    95% interval over test images includes zero. ``across_family``: the families ranked by the mean
+    of their members against the paper's means of the same members, with Spearman and Kendall
+    correlations.
     """
     from scipy.stats import spearmanr
 
@@ -248,7 +283,8 @@ def order_agreement(agg: Sequence[dict[str, Any]], dataset: str, metric: str = "
         pairs = _pairs(names, ours, paper)
         within.append({"family": fam, "paper_order": _order(names, paper), "our_order": _order(names, ours),
                        "same_order": not pairs["swapped"] and not pairs["tied"],
-                       "kendall_tau": _kendall(ours, paper), **pairs})
+                       "kendall_tau": _kendall(ours, paper), **pairs,
+                       **_swap_noise(pairs["swapped"], rows, dataset, metric)})
     names = list(fams)
     ours = [float(np.mean([r[metric] for r in fams[f]])) for f in names]
     paper = [float(np.mean([r["paper_top1"] for r in fams[f]])) for f in names]

@@ -50,6 +50,15 @@ def test_the_table_gives_each_value_its_difference_from_the_default() -> None:
     table = sweep_markdown({"generator": "stat/spectrum", "param": "exponent_range", "profile": "cpu",
                             "datasets": ["cifar10"], "rows": rows})
     assert "| 2,2 | 60.0 |  | 60.0 | +10.0 (+8.1 to +11.9) | +10.0 (+8.1 to +11.9) |" in table
+    assert "Best: exponent_range = 2,2 (60.0% linear top-1)." in table
+    # A best value whose interval includes zero is said to be within noise of the default.
+    close = reference.copy()
+    close[:20] = ~close[:20]  # right on 10 images the default misses, wrong on 10 it gets, then one more
+    close[21] = True
+    rows = with_differences_from_default([row("3,3", close), row("default (0.5,3.5)", reference, default=True)])
+    table = sweep_markdown({"generator": "stat/spectrum", "param": "exponent_range", "profile": "cpu",
+                            "datasets": ["cifar10"], "rows": rows})
+    assert "Best: exponent_range = 3,3 (50.1% linear top-1; within test-image noise of the default)." in table
     # Without a default there is nothing to subtract, and no such columns.
     alone = with_differences_from_default([row("2,2", better)])
     assert "default (95% CI)" not in sweep_markdown({"generator": "g", "param": "p", "profile": "cpu",

@@ -294,7 +294,10 @@ def sweep_markdown(result: Mapping[str, Any]) -> str:
             lines += ["Differences are paired over the same test images; the interval covers the sampling of "
                       "test images only, and a second training seed moves a result by more.", ""]
         if best is not None:
-            lines += [f"Best: {result['param']} = {best['value']} ({best['top1']:.1f}% linear top-1).", ""]
+            d = best.get("top1_vs_default")
+            noise = ("; within test-image noise of the default" if d is not None and d["low"] <= 0.0 <= d["high"]
+                     else "")
+            lines += [f"Best: {result['param']} = {best['value']} ({best['top1']:.1f}% linear top-1{noise}).", ""]
     return "\n".join(lines)
 
 

@@ -12,7 +12,9 @@ from noisevision.cli import main
 from noisevision.comparison.suite import SuiteRun, get_profile, parse_datasets, select_entries
 from noisevision.comparison.sweep import (
     SweepConfig,
+    plot_sweep,
     point_profile,
+    random_floor_rows,
     sweep,
     sweep_entry,
     sweep_markdown,
@@ -63,6 +65,36 @@ def test_the_table_gives_each_value_its_difference_from_the_default() -> None:
     alone = with_differences_from_default([row("2,2", better)])
     assert "default (95% CI)" not in sweep_markdown({"generator": "g", "param": "p", "profile": "cpu",
                                                      "datasets": ["cifar10"], "rows": alone})
+
+
+def test_random_init_is_the_floor_of_the_table_and_the_plot(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``include_random`` probes the suite's random-init entry at the profile's random-init seeds; the
+    table shows it as one row (mean ± sd) and the best value's distance to it, the plot as dotted lines."""
+    probed = []
+
+    def fake_run_entry(self, entry, datasets, seed):
+        probed.append((entry.key, seed))
+        return [{"entry": entry.key, "kind": entry.kind, "dataset": "cifar10", "seed": seed, "top1": 50.0 + seed,
+                 "top1_bn": 51.0, "knn": 40.0}]
+
+    monkeypatch.setattr(SuiteRun, "run_entry", fake_run_entry)
+    cpu = get_profile("cpu")  # runs random init with seeds 1 and 2 besides the sweep's seed
+    cfg = SweepConfig(profile="cpu", generator="stat/spectrum", param="exponent_range", values=("2,2",),
+                      include_random=True)
+    floor = random_floor_rows(cpu, cfg, tmp_path, parse_datasets("cifar10"))
+    assert probed == [("baseline/random-init", 0), ("baseline/random-init", 1), ("baseline/random-init", 2)]
+    assert all(r["floor"] and not r["default"] and r["x"] is None for r in floor)
+    swept = {"entry": "stat/spectrum", "dataset": "cifar10", "seed": 0, "value": "2,2", "x": 2.0, "default": False,
+             "top1": 54.0, "top1_bn": 55.0, "knn": 41.0}
+    result = {"generator": "stat/spectrum", "param": "exponent_range", "profile": "cpu", "datasets": ["cifar10"],
+              "rows": with_differences_from_default([swept, *floor])}
+    table = sweep_markdown(result)
+    assert "| random init (3 seeds) | 51.0 ± 1.0 | 51.0 ± 0.0 | 40.0 ± 0.0 |" in table
+    assert "Best: exponent_range = 2,2 (54.0% linear top-1; +3.0 against random init)." in table
+    assert "vs_default" not in str(result["rows"])  # no default run: nothing to subtract
+    plot_sweep(result, parse_datasets("cifar10")[0], tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 0
 
 
 def test_each_value_is_its_own_cached_entry(tmp_path: Path) -> None:
@@ -139,16 +171,17 @@ def test_sweep_runs_end_to_end_and_resumes_from_its_cache(tmp_path: Path, monkey
     folder = two_class_folder(per_class=30)  # a probe of seconds
     out = tmp_path / "sweep"
     args = ["sweep", "--profile", str(tmp_path / "tiny.yaml"), "--generator", "stat/spectrum", "--param",
-            "exponent_range", "--values", "1,1", "3,3", "--include-default", "--datasets", f"imagefolder:{folder}",
+            "exponent_range", "--values", "1,1", "3,3", "--include-default", "--include-random",
+            "--datasets", f"imagefolder:{folder}",
             "--out", str(out), "--no-progress"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| exponent_range | linear top-1 (%)" in printed and "| default (0.5,3.5) |" in printed
-    assert "linear - default (95% CI)" in printed
+    assert "linear - default (95% CI)" in printed and "| random init (seed 0) |" in printed
     result = json.loads((out / "sweep.json").read_text())
-    assert [r["value"] for r in result["rows"]] == ["1,1", "3,3", "default (0.5,3.5)"]
+    assert [r["value"] for r in result["rows"]] == ["1,1", "3,3", "default (0.5,3.5)", "random init"]
     assert all(0.0 <= r["top1"] <= 100.0 for r in result["rows"])
-    assert len({r["result_file"] for r in result["rows"]}) == 3
+    assert len({r["result_file"] for r in result["rows"]}) == 4
     (plot,) = out.glob("sweep_*.png")
     assert plot.stat().st_size > 0 and (out / "sweep.md").is_file()
 
@@ -159,6 +192,6 @@ def test_sweep_runs_end_to_end_and_resumes_from_its_cache(tmp_path: Path, monkey
     monkeypatch.setattr(SuiteRun, "pretrain_entry", refuse)
     monkeypatch.setattr(suite, "probe", refuse)
     again = sweep(profile=str(tmp_path / "tiny.yaml"), generator="stat/spectrum", param="exponent_range",
-                  values="1,1 3,3", include_default=True, datasets=f"imagefolder:{folder}", out=str(out),
-                  progress=False)
+                  values="1,1 3,3", include_default=True, include_random=True, datasets=f"imagefolder:{folder}",
+                  out=str(out), progress=False)
     assert [r["top1"] for r in again["rows"]] == [r["top1"] for r in result["rows"]]

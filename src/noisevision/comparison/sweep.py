@@ -7,13 +7,14 @@ same number of steps, as the suite's entries do). Generation, pretraining and pr
 therefore run through the suite's cached pipeline: a re-run skips finished values and
 resumes an interrupted one, and an ``--out`` shared with a ``compare`` run reuses its
 work where the settings agree. ``include_default`` adds the generator as the profile
-runs it (its default random range) as a reference point.
+runs it (its default random range) as a reference point, and ``include_random`` the
+random-init encoder (the suite's floor, probed only) as the level a pretraining has to beat.
 
 Outputs in ``out``::
     sweep.json               the config, the points and one row per value and dataset
     sweep.md                 a table per dataset; with the default run, each value's difference
                              from it with a 95% interval over the test images
-    sweep_<dataset>.png      accuracy against the value (the default as a dashed line)
+    sweep_<dataset>.png      accuracy against the value (the default dashed, random init dotted)
     entries/ runs/ data/     the suite's cache
 
 >>> sweep(profile="cpu", generator="stat/spectrum", param="exponent_range",          # doctest: +SKIP
@@ -24,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ from ..errors import UserError
 from ..fileio import atomic_path, atomic_write_text, prepare_output_dir, write_json
 from ..generators import dynamic_prefixes, fast_overrides, get_spec, list_generators
 from ..parsing import coerce, load_yaml, make_config, resolve_params
-from .paper import PAPER_ROWS
+from .paper import PAPER_ROWS, RANDOM_KEY
 from .report import markdown_table
 from .stats import paired_difference
 from .suite import (
@@ -46,6 +48,7 @@ from .suite import (
     check_datasets,
     get_profile,
     list_profiles,
+    paper_suite,
     parse_datasets,
 )
 
@@ -70,6 +73,8 @@ class SweepConfig:
         "help": "comma-separated evaluation datasets (default cifar10)", "names": list_datasets})
     include_default: bool = field(default=False, metadata={
         "help": "also run the generator as the profile runs it (its default range / image count) as a reference"})
+    include_random: bool = field(default=False, metadata={
+        "help": "also probe the random-init encoder (the profile's random-init seeds) as the floor to beat"})
     out: str | None = field(default=None, metadata={
         "help": "output directory (default results/sweep-<profile>-<generator>-<param>/)"})
     data_root: str | None = field(default=None, metadata={"help": "real datasets (default $NOISEVISION_DATA)"})
@@ -144,7 +149,8 @@ def sweep_points(profile: Profile, generator: str, param: str, values: Sequence[
             a setting a sweep does not give it.
     """
     if any(generator.startswith(prefix) for prefix in dynamic_prefixes()):
-        raise UserError(f"sweep takes a registered generator (see `noisevision list`), not the combinator {generator!r}")
+        raise UserError(f"sweep takes a registered generator (see `noisevision list`), not the combinator "
+                        f"{generator!r}")
     spec = get_spec(generator)
     base = fast_overrides(generator) if profile.fast_generators else {}
     points = []
@@ -229,6 +235,8 @@ def sweep(config: SweepConfig | Mapping[str, Any] | str | os.PathLike | None = N
                        device=cfg.device, progress=cfg.progress)
         for row in run.run_entry(sweep_entry(cfg.generator, point), datasets, cfg.seed):
             rows.append({**row, "param": cfg.param, "value": point.label, "x": point.x, "default": point.default})
+    if cfg.include_random:
+        rows += random_floor_rows(profile, cfg, out, datasets)
     rows = with_differences_from_default(rows)
     resolved = {**dataclasses.asdict(cfg), "values": list(cfg.values), "out": str(out)}
     result = {"config": resolved, "profile": profile.name, "generator": cfg.generator, "param": cfg.param,
@@ -243,14 +251,57 @@ def sweep(config: SweepConfig | Mapping[str, Any] | str | os.PathLike | None = N
     return result
 
 
+def random_floor_rows(profile: Profile, cfg: SweepConfig, out: Path, datasets: Sequence[EvalDataset]
+                      ) -> list[dict[str, Any]]:
+    """The random-init encoder's rows (``floor: True``) for the sweep's seed and, where the profile runs
+    random init with spread seeds, for those too: the suite's floor, probed in ``out`` (or found there)."""
+    entry = next(e for e in paper_suite() if e.key == RANDOM_KEY)
+    seeds = [cfg.seed] + [s for s in profile.spread_seeds if RANDOM_KEY in profile.spread_entries and s != cfg.seed]
+    run = SuiteRun(profile, out, data_root=cfg.data_root, seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+    return [{**row, "param": cfg.param, "value": RANDOM_LABEL, "x": None, "default": False, "floor": True}
+            for s in seeds for row in run.run_entry(entry, datasets, s)]
+
+
 # ------------------------------------------------------------------ report
 
 
 def _rows_of(result: Mapping[str, Any], dataset: str) -> list[dict[str, Any]]:
-    return [r for r in result["rows"] if r["dataset"] == dataset]
+    """The swept (and default) rows of ``dataset``, without the random-init floor."""
+    return [r for r in result["rows"] if r["dataset"] == dataset and not r.get("floor")]
+
+
+FLOOR_METRICS = ("top1", "top1_bn", "knn")
+
+
+def floor_of(result: Mapping[str, Any], dataset: str) -> dict[str, Any] | None:
+    """The random-init floor of ``dataset``: each metric's mean and sd over its seeds, or None."""
+    rows = [r for r in result["rows"] if r["dataset"] == dataset and r.get("floor")]
+    if not rows:
+        return None
+    floor: dict[str, Any] = {"seeds": sorted(r["seed"] for r in rows)}
+    for m in FLOOR_METRICS:
+        values = [r[m] for r in rows if r.get(m) is not None]
+        if values:
+            floor[m] = statistics.fmean(values)
+            floor[f"{m}_std"] = statistics.stdev(values) if len(values) > 1 else None
+    return floor
+
+
+def _floor_row(floor: Mapping[str, Any]) -> dict[str, Any]:
+    """The floor as a table row: ``mean ± sd`` per metric over its seeds."""
+    def text(m: str) -> str | None:
+        if m not in floor:
+            return None
+        sd = floor[f"{m}_std"]
+        return f"{floor[m]:.1f}" + ("" if sd is None else f" ± {sd:.1f}")
+
+    seeds = floor["seeds"]
+    label = f"{RANDOM_LABEL} (seed {seeds[0]})" if len(seeds) == 1 else f"{RANDOM_LABEL} ({len(seeds)} seeds)"
+    return {"value": label, **{m: text(m) for m in FLOOR_METRICS}}
 
 
 DIFFERENCE_METRICS = ("top1", "knn")
+RANDOM_LABEL = "random init"
 
 
 def with_differences_from_default(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -262,7 +313,7 @@ def with_differences_from_default(rows: Sequence[dict[str, Any]]) -> list[dict[s
     for r in rows:
         ref = defaults.get(r["dataset"])
         extra = {}
-        if ref is not None and not r["default"]:
+        if ref is not None and not r["default"] and not r.get("floor"):
             for m in DIFFERENCE_METRICS:
                 d = paired_difference(r, ref, m)
                 if d is not None:
@@ -275,34 +326,47 @@ def _difference_text(d: Mapping[str, Any] | None) -> str | None:
     return None if d is None else f"{d['diff']:+.1f} ({d['low']:+.1f} to {d['high']:+.1f})"
 
 
+def _best_sentence(result: Mapping[str, Any], best: Mapping[str, Any], floor: Mapping[str, Any] | None) -> str:
+    """The value with the best linear top-1, whether it is within test-image noise of the default, and
+    how far it is above random init."""
+    notes = [f"{best['top1']:.1f}% linear top-1"]
+    d = best.get("top1_vs_default")
+    if d is not None and d["low"] <= 0.0 <= d["high"]:
+        notes.append("within test-image noise of the default")
+    if floor is not None and "top1" in floor:
+        notes.append(f"{best['top1'] - floor['top1']:+.1f} against random init")
+    return f"Best: {result['param']} = {best['value']} ({'; '.join(notes)})."
+
+
 def sweep_markdown(result: Mapping[str, Any]) -> str:
-    """The sweep's tables, one per dataset; with differences from the default where it was run."""
+    """The sweep's tables, one per dataset: with differences from the default and the random-init floor
+    where they were run."""
     lines = [f"# Sweep of {result['generator']}: {result['param']} ({result['profile']} profile)", ""]
     for dataset in result["datasets"]:
         rows = _rows_of(result, dataset)
-        best = max((r for r in rows if r.get("top1") is not None), key=lambda r: r["top1"], default=None)
+        floor = floor_of(result, dataset)
         columns = ["value", "top1", "top1_bn", "knn"]
         headers = [result["param"], "linear top-1 (%)", "BN re-estimated (%)", "kNN top-1 (%)"]
         has_differences = any(f"{m}_vs_default" in r for r in rows for m in DIFFERENCE_METRICS)
         if has_differences:
-            rows = [{**r, **{f"{m}_diff": _difference_text(r.get(f"{m}_vs_default")) for m in DIFFERENCE_METRICS}}
-                    for r in rows]
-            columns += ["top1_diff", "knn_diff"]
+            columns += [f"{m}_diff" for m in DIFFERENCE_METRICS]
             headers += ["linear - default (95% CI)", "kNN - default (95% CI)"]
-        lines += [f"## {dataset}", "", markdown_table(rows, columns + ["pretrain_seconds"], headers + ["pretrain (s)"])]
+        shown = [{**r, **{f"{m}_diff": _difference_text(r.get(f"{m}_vs_default")) for m in DIFFERENCE_METRICS}}
+                 for r in rows] + ([_floor_row(floor)] if floor is not None else [])
+        table = markdown_table(shown, [*columns, "pretrain_seconds"], [*headers, "pretrain (s)"])
+        lines += [f"## {dataset}", "", table]
         if has_differences:
             lines += ["Differences are paired over the same test images; the interval covers the sampling of "
                       "test images only, and a second training seed moves a result by more.", ""]
+        best = max((r for r in rows if r.get("top1") is not None), key=lambda r: r["top1"], default=None)
         if best is not None:
-            d = best.get("top1_vs_default")
-            noise = ("; within test-image noise of the default" if d is not None and d["low"] <= 0.0 <= d["high"]
-                     else "")
-            lines += [f"Best: {result['param']} = {best['value']} ({best['top1']:.1f}% linear top-1{noise}).", ""]
+            lines += [_best_sentence(result, best, floor), ""]
     return "\n".join(lines)
 
 
 def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> None:
-    """Linear-probe and kNN top-1 against the value; the default, if run, as dashed lines.
+    """Linear-probe and kNN top-1 against the value; the default and random init, if run, as dashed and
+    dotted lines.
 
     Values that are all numbers (a range with equal ends counts as its number) share a numeric axis
     (logarithmic for image counts spanning 10x or more); otherwise each value is one tick.
@@ -313,6 +377,7 @@ def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> N
     import matplotlib.pyplot as plt
 
     rows = _rows_of(result, dataset.name)
+    floor = floor_of(result, dataset.name)
     swept = [r for r in rows if not r["default"] or result["param"] == NUM_IMAGES]
     numeric = all(r["x"] is not None for r in swept)
     if numeric:
@@ -328,6 +393,8 @@ def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> N
         default = next((r for r in rows if r["default"]), None)
         if numeric and default is not None and result["param"] != NUM_IMAGES and default.get(key) is not None:
             ax.axhline(default[key], color=color, ls="--", lw=1, label=f"{label}, {default['value']}")
+        if floor is not None and key in floor:
+            ax.axhline(floor[key], color=color, ls=":", lw=1, label=f"{label}, {RANDOM_LABEL}")
     if numeric and result["param"] == NUM_IMAGES and xs and max(xs) >= 10 * min(xs):
         ax.set_xscale("log")
     if not numeric:

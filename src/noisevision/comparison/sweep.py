@@ -364,9 +364,13 @@ def sweep_markdown(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PLOT_METRICS = (("top1", "linear probe top-1", "tab:blue"), ("knn", "kNN top-1", "tab:orange"))
+
+
 def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> None:
-    """Linear-probe and kNN top-1 against the value; the default and random init, if run, as dashed and
-    dotted lines.
+    """Linear-probe and kNN top-1 against the value, one panel each (their differences are a few points,
+    their levels far apart); the default and random init, if run, as dashed and dotted lines, random
+    init's seed sd as a band.
 
     Values that are all numbers (a range with equal ends counts as its number) share a numeric axis
     (logarithmic for image counts spanning 10x or more); otherwise each value is one tick.
@@ -378,6 +382,7 @@ def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> N
 
     rows = _rows_of(result, dataset.name)
     floor = floor_of(result, dataset.name)
+    default = next((r for r in rows if r["default"]), None)
     swept = [r for r in rows if not r["default"] or result["param"] == NUM_IMAGES]
     numeric = all(r["x"] is not None for r in swept)
     if numeric:
@@ -386,24 +391,27 @@ def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> N
     else:
         swept = rows  # the default is one more tick
         xs = list(range(len(swept)))
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for key, label, color in (("top1", "linear probe top-1", "tab:blue"), ("knn", "kNN top-1", "tab:orange")):
+    fig, axes = plt.subplots(1, len(PLOT_METRICS), figsize=(10, 4))
+    for ax, (key, label, color) in zip(axes, PLOT_METRICS):
         ys = [r.get(key) if r.get(key) is not None else math.nan for r in swept]
-        ax.plot(xs, ys, marker="o", color=color, label=label)
-        default = next((r for r in rows if r["default"]), None)
+        ax.plot(xs, ys, marker="o", color=color, label=result["param"])
         if numeric and default is not None and result["param"] != NUM_IMAGES and default.get(key) is not None:
-            ax.axhline(default[key], color=color, ls="--", lw=1, label=f"{label}, {default['value']}")
+            ax.axhline(default[key], color=color, ls="--", lw=1, label=default["value"])
         if floor is not None and key in floor:
-            ax.axhline(floor[key], color=color, ls=":", lw=1, label=f"{label}, {RANDOM_LABEL}")
-    if numeric and result["param"] == NUM_IMAGES and xs and max(xs) >= 10 * min(xs):
-        ax.set_xscale("log")
-    if not numeric:
-        ax.set_xticks(xs, [r["value"] for r in swept], rotation=30, ha="right")
-    ax.set_xlabel(result["param"])
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"{result['generator']} on {dataset.name} ({result['profile']} profile)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+            ax.axhline(floor[key], color="0.3", ls=":", lw=1, label=RANDOM_LABEL)
+            if floor.get(f"{key}_std"):
+                sd = floor[f"{key}_std"]
+                ax.axhspan(floor[key] - sd, floor[key] + sd, color="0.5", alpha=0.15, lw=0,
+                           label=f"{RANDOM_LABEL}, ± 1 seed sd")
+        if numeric and result["param"] == NUM_IMAGES and xs and max(xs) >= 10 * min(xs):
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(xs, [r["value"] for r in swept], rotation=30, ha="right")
+        ax.set_xlabel(result["param"])
+        ax.set_ylabel(f"{label} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{result['generator']} on {dataset.name} ({result['profile']} profile)", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")

@@ -129,12 +129,15 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
     bars = [r for r in rs if r["kind"] == "generator"]
     order = list(FAMILY_COLORS)
     bars.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else len(order), r["top1"]))
-    # legend and baseline labels sit right of the axes, so neither hides a bar
+    # baseline labels sit right of the axes and the legend below that corner, so nothing hides a bar or a label
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(bars) + 4), 4.5))
     xs = range(len(bars))
     colors = [FAMILY_COLORS.get(r["family"], "#17becf") for r in bars]
-    ax.bar(xs, [r["top1"] for r in bars], color=colors,
-           yerr=[r.get("top1_std") or 0 for r in bars], capsize=3)
+    ax.bar(xs, [r["top1"] for r in bars], color=colors)
+    spread = [(x, r["top1"], r["top1_std"]) for x, r in zip(xs, bars) if r.get("top1_std")]
+    if spread:  # seed sd, only where an entry ran several seeds (a zero-length bar would look like a marker)
+        ax.errorbar([x for x, _, _ in spread], [v for _, v, _ in spread], yerr=[sd for _, _, sd in spread],
+                    fmt="none", ecolor="black", elinewidth=1, capsize=3)
     bn = [(x, r["top1_bn"]) for x, r in zip(xs, bars) if r.get("top1_bn") is not None]
     if bn:
         ax.scatter([x for x, _ in bn], [v for _, v in bn], marker="_", s=120, color="black", zorder=3,
@@ -163,7 +166,7 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
 
         handles.append(Line2D([], [], marker="_", ls="", color="black", markersize=10,
                               label="top-1 with BN statistics re-estimated"))
-    ax.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, -0.02), frameon=False)
     fig.tight_layout()
 
     with atomic_path(path) as tmp:

@@ -53,6 +53,10 @@ from .suite import (
 )
 
 NUM_IMAGES = "num_images"
+RANDOM_LABEL = "random init"  # the label of the random-init floor's rows
+FLOOR_METRICS = ("top1", "top1_bn", "knn")  # averaged over the floor's seeds
+DIFFERENCE_METRICS = ("top1", "knn")  # compared with the default, image by image
+PLOT_METRICS = (("top1", "linear probe top-1", "tab:blue"), ("knn", "kNN top-1", "tab:orange"))  # one panel each
 
 
 @dataclass(frozen=True)
@@ -270,9 +274,6 @@ def _rows_of(result: Mapping[str, Any], dataset: str) -> list[dict[str, Any]]:
     return [r for r in result["rows"] if r["dataset"] == dataset and not r.get("floor")]
 
 
-FLOOR_METRICS = ("top1", "top1_bn", "knn")
-
-
 def floor_of(result: Mapping[str, Any], dataset: str) -> dict[str, Any] | None:
     """The random-init floor of ``dataset``: each metric's mean and sd over its seeds, or None."""
     rows = [r for r in result["rows"] if r["dataset"] == dataset and r.get("floor")]
@@ -298,10 +299,6 @@ def _floor_row(floor: Mapping[str, Any]) -> dict[str, Any]:
     seeds = floor["seeds"]
     label = f"{RANDOM_LABEL} (seed {seeds[0]})" if len(seeds) == 1 else f"{RANDOM_LABEL} ({len(seeds)} seeds)"
     return {"value": label, **{m: text(m) for m in FLOOR_METRICS}}
-
-
-DIFFERENCE_METRICS = ("top1", "knn")
-RANDOM_LABEL = "random init"
 
 
 def with_differences_from_default(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -362,9 +359,6 @@ def sweep_markdown(result: Mapping[str, Any]) -> str:
         if best is not None:
             lines += [_best_sentence(result, best, floor), ""]
     return "\n".join(lines)
-
-
-PLOT_METRICS = (("top1", "linear probe top-1", "tab:blue"), ("knn", "kNN top-1", "tab:orange"))
 
 
 def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> None:

@@ -86,12 +86,14 @@ def test_random_init_is_the_floor_of_the_table_and_the_plot(tmp_path: Path,
     assert probed == [("baseline/random-init", 0), ("baseline/random-init", 1), ("baseline/random-init", 2)]
     assert all(r["floor"] and not r["default"] and r["x"] is None for r in floor)
     swept = {"entry": "stat/spectrum", "dataset": "cifar10", "seed": 0, "value": "2,2", "x": 2.0, "default": False,
-             "top1": 54.0, "top1_bn": 55.0, "knn": 41.0}
+             "top1": 54.0, "top1_bn": 55.0, "knn": 41.0, "analysis": {"spectrum_alpha": 1.93, "fid": 712.4}}
     result = {"generator": "stat/spectrum", "param": "exponent_range", "profile": "cpu", "datasets": ["cifar10"],
               "rows": with_differences_from_default([swept, *floor])}
     table = sweep_markdown(result)
     assert "| random init (3 seeds) | 51.0 ± 1.0 | 51.0 ± 0.0 | 40.0 ± 0.0 |" in table
     assert "Best: exponent_range = 2,2 (54.0% linear top-1; +3.0 against random init)." in table
+    # the value's dataset statistics, when it was analysed
+    assert "| exponent_range | top-1 | spectrum slope alpha |" in table and "| 2,2 | 54.0 | 1.93 |" in table
     assert "vs_default" not in str(result["rows"])  # no default run: nothing to subtract
     plot_sweep(result, parse_datasets("cifar10")[0], tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 0

@@ -470,6 +470,14 @@ def analysis_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.
     plt.close(fig)
 
 
+def statistics_table(rows: Sequence[dict[str, Any]], label: str, header: str) -> str:
+    """A Markdown table of each row's dataset statistics (its ``analysis``) beside its ``label`` field
+    (headed ``header``) and its top-1."""
+    flat = [{label: r[label], "top1": r["top1"],
+             **{k: f"{v:.3g}" for k, v in (r["analysis"] or {}).items() if isinstance(v, (int, float))}} for r in rows]
+    return markdown_table(flat, [label, "top1", *ANALYSIS_STATS], [header, "top-1", *ANALYSIS_STATS.values()])
+
+
 def analysis_report(rows: Sequence[dict[str, Any]], datasets: Sequence[str], out_dir: str | os.PathLike,
                     profile: str) -> tuple[list[str], dict[str, Any]]:
     """results.md lines, the summary and ``analysis_<dataset>.png`` of the dataset statistics; nothing when
@@ -489,9 +497,7 @@ def analysis_report(rows: Sequence[dict[str, Any]], datasets: Sequence[str], out
         lines.append(f"## Dataset statistics and {d} top-1\n")
         lines.append("Statistics of each generator entry's data (`noisevision analyze` on a seeded subset; FID and "
                      f"KID against {d}'s training images), for the entries trained with the profile's method.\n")
-        flat = [{"entry": r["entry"], "top1": r["top1"],
-                 **{k: f"{v:.3g}" for k, v in (r["analysis"] or {}).items() if isinstance(v, (int, float))}} for r in rs]
-        lines.append(markdown_table(flat, ["entry", "top1", *ANALYSIS_STATS], ["generator", "top-1", *ANALYSIS_STATS.values()]))
+        lines.append(statistics_table(rs, "entry", "generator"))
         if missing:
             lines.append(f"\nNo statistics for {', '.join(missing)}: their data was not on disk (committed results "
                          "hold none); re-running them with a fresh `--out` measures it.\n")

@@ -13,7 +13,8 @@ random-init encoder (the suite's floor, probed only) as the level a pretraining 
 Outputs in ``out``::
     sweep.json               the config, the points and one row per value and dataset
     sweep.md                 a table per dataset; with the default run, each value's difference
-                             from it with a 95% interval over the test images
+                             from it with a 95% interval over the test images; with ``analyze``,
+                             each value's dataset statistics
     sweep_<dataset>.png      accuracy against the value (the default dashed, random init dotted)
     entries/ runs/ data/     the suite's cache
 
@@ -37,7 +38,7 @@ from ..fileio import atomic_path, atomic_write_text, prepare_output_dir, write_j
 from ..generators import dynamic_prefixes, fast_overrides, get_spec, list_generators
 from ..parsing import coerce, load_yaml, make_config, resolve_params
 from .paper import PAPER_ROWS, RANDOM_KEY
-from .report import markdown_table
+from .report import markdown_table, statistics_table
 from .stats import paired_difference
 from .suite import (
     ENTRY_SETTINGS,
@@ -79,6 +80,9 @@ class SweepConfig:
         "help": "also run the generator as the profile runs it (its default range / image count) as a reference"})
     include_random: bool = field(default=False, metadata={
         "help": "also probe the random-init encoder (the profile's random-init seeds) as the floor to beat"})
+    analyze: bool | None = field(default=None, metadata={
+        "help": "also measure each value's data (noisevision analyze) against each dataset (default: the "
+                "profile's analyze)"})
     out: str | None = field(default=None, metadata={
         "help": "output directory (default results/sweep-<profile>-<generator>-<param>/)"})
     data_root: str | None = field(default=None, metadata={"help": "real datasets (default $NOISEVISION_DATA)"})
@@ -234,9 +238,10 @@ def sweep(config: SweepConfig | Mapping[str, Any] | str | os.PathLike | None = N
     out = cfg.out_dir
     prepare_output_dir(out)
     rows = []
+    analyze = profile.analyze if cfg.analyze is None else cfg.analyze
     for point in points:
         run = SuiteRun(point_profile(profile, cfg.generator, point), out, data_root=cfg.data_root, seed=cfg.seed,
-                       device=cfg.device, progress=cfg.progress)
+                       device=cfg.device, progress=cfg.progress, analyze=analyze)
         for row in run.run_entry(sweep_entry(cfg.generator, point), datasets, cfg.seed):
             rows.append({**row, "param": cfg.param, "value": point.label, "x": point.x, "default": point.default})
     if cfg.include_random:
@@ -358,6 +363,11 @@ def sweep_markdown(result: Mapping[str, Any]) -> str:
         best = max((r for r in rows if r.get("top1") is not None), key=lambda r: r["top1"], default=None)
         if best is not None:
             lines += [_best_sentence(result, best, floor), ""]
+        analysed = [r for r in rows if r.get("analysis") and r.get("top1") is not None]
+        if analysed:
+            lines += [f"Statistics of each value's data (`noisevision analyze` on a seeded subset; FID and KID "
+                      f"against {dataset}'s training images):", "",
+                      statistics_table(analysed, "value", result["param"])]
     return "\n".join(lines)
 
 

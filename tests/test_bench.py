@@ -51,12 +51,12 @@ def test_select_entries():
 
 def test_smaller_generator_datasets_train_for_the_same_number_of_steps(tmp_path):
     """feature-vis makes fewer images in the cpu profile; its epochs scale up so every entry trains as long."""
-    from noisevision.comparison.suite import SuiteRun, _entry
+    from noisevision.comparison.suite import SuiteRun, suite_entry
 
     cpu = get_profile("cpu")
     run = SuiteRun(cpu, tmp_path)
-    _, full = run.run_dir_for(_entry("dead-leaves/mixed"), None, 0)
-    _, small = run.run_dir_for(_entry("feature-vis/random"), None, 0)
+    _, full = run.run_dir_for(suite_entry("dead-leaves/mixed"), None, 0)
+    _, small = run.run_dir_for(suite_entry("feature-vis/random"), None, 0)
     n_small = cpu.generator_num_images["feature-vis/random"]
     assert full["epochs"] == cpu.epochs
     steps = lambda cfg, n: cfg["epochs"] * (n // cfg["batch_size"])  # noqa: E731
@@ -69,7 +69,7 @@ def test_real_baseline_trains_for_the_same_number_of_steps(tmp_path):
 
     import numpy as np
 
-    from noisevision.comparison.suite import EvalDataset, SuiteRun, _entry
+    from noisevision.comparison.suite import EvalDataset, SuiteRun, suite_entry
 
     for cls in ("a", "b"):
         (tmp_path / "real" / "train" / cls).mkdir(parents=True)
@@ -77,8 +77,8 @@ def test_real_baseline_trains_for_the_same_number_of_steps(tmp_path):
             Image.fromarray(np.full((8, 8, 3), i * 10, np.uint8)).save(tmp_path / "real" / "train" / cls / f"{i}.png")
     profile = dataclasses.replace(get_profile("cpu"), num_images=10, epochs=8, batch_size=5)
     run = SuiteRun(profile, tmp_path / "out")
-    _, synthetic = run.run_dir_for(_entry("dead-leaves/mixed"), None, 0)
-    _, real = run.run_dir_for(_entry("baseline/real"), EvalDataset(f"imagefolder:{tmp_path / 'real'}", "train", "test"), 0)
+    _, synthetic = run.run_dir_for(suite_entry("dead-leaves/mixed"), None, 0)
+    _, real = run.run_dir_for(suite_entry("baseline/real"), EvalDataset(f"imagefolder:{tmp_path / 'real'}", "train", "test"), 0)
     steps = lambda cfg, n: cfg["epochs"] * (n // cfg["batch_size"])  # noqa: E731
     assert real["epochs"] == 2 and steps(real, 40) == steps(synthetic, 10) == 16
     assert real["lr_schedule"] == synthetic["lr_schedule"] == "cosine"  # same per-step schedule for both
@@ -97,7 +97,7 @@ def test_a_dependency_is_pretrained_only_while_its_dependent_has_probes_to_run(t
     suite.run_suite("cpu", **args)
     assert pretrained == ["dead-leaves/mixed", "feature-vis/checkpoint"]  # the dependency first, unreported
     run = suite.SuiteRun(get_profile("cpu"), tmp_path)
-    fv, cifar = suite._entry("feature-vis/checkpoint"), suite.parse_datasets("cifar10")
+    fv, cifar = suite.suite_entry("feature-vis/checkpoint"), suite.parse_datasets("cifar10")
     assert run.probes_missing(fv, cifar, 0)
     (_, encoder, _, _), = run.encoders(fv, cifar, 0)
     path = run.probe_path(fv, cifar[0], encoder, 0)
@@ -110,28 +110,28 @@ def test_a_dependency_is_pretrained_only_while_its_dependent_has_probes_to_run(t
 
 
 def test_random_init_baseline_has_the_profile_architecture(tmp_path):
-    from noisevision.comparison.suite import SuiteRun, _entry
+    from noisevision.comparison.suite import SuiteRun, suite_entry
     from noisevision.models import build_encoder
 
     run = SuiteRun(get_profile("cpu"), tmp_path)
-    (_, spec, run_dir, _), = run.encoders(_entry("baseline/random-init"), [], 0)
+    (_, spec, run_dir, _), = run.encoders(suite_entry("baseline/random-init"), [], 0)
     assert spec == "random:smallalexnet32:width=0.5" and run_dir is None
     assert build_encoder(spec, 0, None)[0].arch_kwargs["width"] == 0.5  # what the pretrained encoders record
 
 
 def test_cache_keys_do_not_depend_on_the_output_location(tmp_path):
     """Committed results are found again from another checkout or --out path."""
-    from noisevision.comparison.suite import SuiteRun, _entry
+    from noisevision.comparison.suite import SuiteRun, suite_entry
 
     cpu = get_profile("cpu")
     keys = []
     for out in (tmp_path / "a", tmp_path / "elsewhere" / "b"):
         run = SuiteRun(cpu, out)
-        fv_dir, fv_cfg = run.run_dir_for(_entry("feature-vis/checkpoint"), None, 0)  # embeds a checkpoint path
+        fv_dir, fv_cfg = run.run_dir_for(suite_entry("feature-vis/checkpoint"), None, 0)  # embeds a checkpoint path
         keys.append((fv_dir.name, Path(fv_cfg["data"]).name))
     assert keys[0] == keys[1]
-    assert SuiteRun(cpu, tmp_path).run_dir_for(_entry("stat/spectrum"), None, 0)[0].name.split("-")[-1] != \
-        SuiteRun(cpu, tmp_path).run_dir_for(_entry("stat/spectrum"), None, 1)[0].name.split("-")[-1]
+    assert SuiteRun(cpu, tmp_path).run_dir_for(suite_entry("stat/spectrum"), None, 0)[0].name.split("-")[-1] != \
+        SuiteRun(cpu, tmp_path).run_dir_for(suite_entry("stat/spectrum"), None, 1)[0].name.split("-")[-1]
 
 
 def test_stored_results_name_no_machine_paths(tmp_path):
@@ -210,7 +210,7 @@ def test_entry_results_keep_per_image_outcomes_of_both_probes(tmp_path, monkeypa
 
     monkeypatch.setattr(suite, "probe", fake_probe)
     run = suite.SuiteRun(get_profile("cpu"), tmp_path / "out")  # probes with and without BN re-estimation
-    entry, (ds,) = suite._entry("baseline/random-init"), suite.parse_datasets("cifar10")
+    entry, (ds,) = suite.suite_entry("baseline/random-init"), suite.parse_datasets("cifar10")
     row = run.probe_entry(entry, ds, run.random_encoder(), 0)
     assert calls == [False, True]
     stored = json.loads((tmp_path / "out" / row["result_file"]).read_text())
@@ -231,7 +231,7 @@ def test_a_cached_result_keeps_the_timings_of_the_run_it_probed(tmp_path, monkey
     monkeypatch.setattr(suite, "probe", lambda **cfg: {
         "metrics": {"top1": 25.0}, "dataset": {"path": str(tmp_path / "cifar10")}, "timings_s": {"total_s": 1.0}})
     run = suite.SuiteRun(dataclasses.replace(get_profile("cpu"), probe_bn_recalibrate=False), tmp_path / "out")
-    entry, (ds,) = suite._entry("dead-leaves/mixed"), suite.parse_datasets("cifar10")
+    entry, (ds,) = suite.suite_entry("dead-leaves/mixed"), suite.parse_datasets("cifar10")
     first = run.probe_entry(entry, ds, str(run.out / "runs/x/encoder.pt"), 0, {"pretrain_seconds": 100.0})
     assert first["pretrain_seconds"] == 100.0 and "gen_seconds" not in first
     again = run.probe_entry(entry, ds, str(run.out / "runs/x/encoder.pt"), 0, {"pretrain_seconds": 250.0, "gen_seconds": 9.0})

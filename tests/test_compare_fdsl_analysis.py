@@ -40,7 +40,7 @@ def test_fdsl_group_keys_selection_and_methods(tmp_path):
         suite.resolve_params(suite.Profile, {"name": "t"}, {**dataclasses.asdict(cpu), "analyze_images": 1}, "profile")
     run = SuiteRun(cpu, tmp_path)
     for gen in FDSL_GENERATORS:
-        ssl, sup = suite._entry(gen), suite._entry(gen + "@supervised")
+        ssl, sup = suite.suite_entry(gen), suite.suite_entry(gen + "@supervised")
         assert (ssl.generator, sup.generator) == (gen, gen)
         ssl_dir, ssl_cfg = run.run_dir_for(ssl, None, 0)
         sup_dir, sup_cfg = run.run_dir_for(sup, None, 0)
@@ -102,7 +102,7 @@ def test_fdsl_entries_end_to_end_with_cached_statistics(tmp_path, monkeypatch, t
 
     monkeypatch.setattr(suite, "analyze", refuse)
     (ds,) = suite.parse_datasets(f"imagefolder:{folder}")
-    entry = suite._entry("fractal/fractaldb@supervised")
+    entry = suite.suite_entry("fractal/fractaldb@supervised")
     before = analysis.stat().st_mtime_ns
     assert SuiteRun(get_profile(profile), out, analyze=True).analyze_entry(entry, ds, 0) == stats
     assert analysis.stat().st_mtime_ns == before

@@ -157,6 +157,11 @@ class Profile:
     description: str = ""
     note: str = ""  # one plain sentence: what a run of this size can and cannot show (printed after the table)
 
+    def seeds_of(self, entry_key: str, seed: int) -> list[int]:
+        """The seeds an entry runs with: ``seed``, and the spread seeds if it is a spread entry."""
+        spread = self.spread_seeds if entry_key in self.spread_entries else ()
+        return [seed] + [s for s in spread if s != seed]
+
     def __post_init__(self) -> None:
         if not 2 <= self.analyze_images <= 100_000:
             raise ValueError(f"analyze_images must be in 2..100000, got {self.analyze_images}")
@@ -293,7 +298,7 @@ class SuiteRun:
             over["num_classes"] = max(2, self.num_images(entry) // entry.images_per_class)
         over.update(entry.generator_params)
         if entry.needs:
-            dep_dir, _ = self.run_dir_for(_entry(entry.needs), None, seed)
+            dep_dir, _ = self.run_dir_for(suite_entry(entry.needs), None, seed)
             over["checkpoint"] = str(dep_dir / "encoder.pt")
         return over
 
@@ -699,7 +704,7 @@ def run_suite(
         run.dependencies = frozenset(e.needs for e in entries if e.needs and run.probes_missing(e, dsets, seed))
     order = sorted(entries, key=lambda e: 0 if e.key in deps else 1)
     for dep in run.dependencies - {e.key for e in entries}:
-        order.insert(0, dataclasses.replace(_entry(dep), family="(dependency)"))
+        order.insert(0, dataclasses.replace(suite_entry(dep), family="(dependency)"))
     rows: list[dict[str, Any]] = []
     not_run: list[str] = []
     t0 = time.perf_counter()
@@ -708,8 +713,7 @@ def run_suite(
             run_dir, cfg = run.run_dir_for(entry, None, seed)
             run.pretrain_entry(entry, cfg, run_dir)
             continue
-        seeds = [seed] + (list(prof.spread_seeds) if entry.key in prof.spread_entries else [])
-        for s in seeds:
+        for s in prof.seeds_of(entry.key, seed):
             if report_only and run.probes_missing(entry, dsets, s):
                 not_run.append(entry.key if s == seed else f"{entry.key} (seed {s})")
                 continue
@@ -729,7 +733,8 @@ def _count_images(folder: str) -> int:
     return len(scan_image_folder(Path(folder))[1])
 
 
-def _entry(key: str) -> Entry:
+def suite_entry(key: str) -> Entry:
+    """The suite's entry of ``key`` (``baseline/random-init``, ``stylegan/oriented``, ...)."""
     for e in paper_suite():
         if e.key == key:
             return e

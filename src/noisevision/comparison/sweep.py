@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from ..fileio import atomic_path, atomic_write_text, prepare_output_dir, write_j
 from ..generators import dynamic_prefixes, fast_overrides, get_spec, list_generators
 from ..parsing import coerce, load_yaml, make_config, resolve_params
 from .paper import PAPER_ROWS, RANDOM_KEY
-from .report import markdown_table, statistics_table
+from .report import aggregate, markdown_table, statistics_table
 from .stats import paired_difference
 from .suite import (
     ENTRY_SETTINGS,
@@ -49,13 +48,13 @@ from .suite import (
     check_datasets,
     get_profile,
     list_profiles,
-    paper_suite,
     parse_datasets,
+    suite_entry,
 )
 
 NUM_IMAGES = "num_images"
 RANDOM_LABEL = "random init"  # the label of the random-init floor's rows
-FLOOR_METRICS = ("top1", "top1_bn", "knn")  # averaged over the floor's seeds
+FLOOR_METRICS = ("top1", "top1_bn", "knn")  # the floor row's columns, mean ± sd over its seeds
 DIFFERENCE_METRICS = ("top1", "knn")  # compared with the default, image by image
 PLOT_METRICS = (("top1", "linear probe top-1", "tab:blue"), ("knn", "kNN top-1", "tab:orange"))  # one panel each
 
@@ -264,11 +263,10 @@ def random_floor_rows(profile: Profile, cfg: SweepConfig, out: Path, datasets: S
                       ) -> list[dict[str, Any]]:
     """The random-init encoder's rows (``floor: True``) for the sweep's seed and, where the profile runs
     random init with spread seeds, for those too: the suite's floor, probed in ``out`` (or found there)."""
-    entry = next(e for e in paper_suite() if e.key == RANDOM_KEY)
-    seeds = [cfg.seed] + [s for s in profile.spread_seeds if RANDOM_KEY in profile.spread_entries and s != cfg.seed]
+    entry = suite_entry(RANDOM_KEY)
     run = SuiteRun(profile, out, data_root=cfg.data_root, seed=cfg.seed, device=cfg.device, progress=cfg.progress)
     return [{**row, "param": cfg.param, "value": RANDOM_LABEL, "x": None, "default": False, "floor": True}
-            for s in seeds for row in run.run_entry(entry, datasets, s)]
+            for s in profile.seeds_of(RANDOM_KEY, cfg.seed) for row in run.run_entry(entry, datasets, s)]
 
 
 # ------------------------------------------------------------------ report
@@ -280,25 +278,18 @@ def _rows_of(result: Mapping[str, Any], dataset: str) -> list[dict[str, Any]]:
 
 
 def floor_of(result: Mapping[str, Any], dataset: str) -> dict[str, Any] | None:
-    """The random-init floor of ``dataset``: each metric's mean and sd over its seeds, or None."""
+    """The random-init floor of ``dataset``: each metric's mean and sd over its seeds (the comparison's
+    :func:`~noisevision.comparison.report.aggregate`), or None."""
     rows = [r for r in result["rows"] if r["dataset"] == dataset and r.get("floor")]
-    if not rows:
-        return None
-    floor: dict[str, Any] = {"seeds": sorted(r["seed"] for r in rows)}
-    for m in FLOOR_METRICS:
-        values = [r[m] for r in rows if r.get(m) is not None]
-        if values:
-            floor[m] = statistics.fmean(values)
-            floor[f"{m}_std"] = statistics.stdev(values) if len(values) > 1 else None
-    return floor
+    return aggregate(rows)[0] if rows else None
 
 
 def _floor_row(floor: Mapping[str, Any]) -> dict[str, Any]:
     """The floor as a table row: ``mean ± sd`` per metric over its seeds."""
     def text(m: str) -> str | None:
-        if m not in floor:
+        if floor.get(m) is None:
             return None
-        sd = floor[f"{m}_std"]
+        sd = floor.get(f"{m}_std")
         return f"{floor[m]:.1f}" + ("" if sd is None else f" ± {sd:.1f}")
 
     seeds = floor["seeds"]
@@ -335,7 +326,7 @@ def _best_sentence(result: Mapping[str, Any], best: Mapping[str, Any], floor: Ma
     d = best.get("top1_vs_default")
     if d is not None and d["low"] <= 0.0 <= d["high"]:
         notes.append("within test-image noise of the default")
-    if floor is not None and "top1" in floor:
+    if floor is not None and floor.get("top1") is not None:
         notes.append(f"{best['top1'] - floor['top1']:+.1f} against random init")
     return f"Best: {result['param']} = {best['value']} ({'; '.join(notes)})."
 
@@ -401,7 +392,7 @@ def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> N
         ax.plot(xs, ys, marker="o", color=color, label=result["param"])
         if numeric and default is not None and result["param"] != NUM_IMAGES and default.get(key) is not None:
             ax.axhline(default[key], color=color, ls="--", lw=1, label=default["value"])
-        if floor is not None and key in floor:
+        if floor is not None and floor.get(key) is not None:
             ax.axhline(floor[key], color="0.3", ls=":", lw=1, label=RANDOM_LABEL)
             if floor.get(f"{key}_std"):
                 sd = floor[f"{key}_std"]

@@ -11,6 +11,7 @@ from noisevision.comparison.stats import (
     rank_table,
     row_outcomes,
     spearman_interval,
+    trained_seed_sd,
 )
 from noisevision.eval.outcomes import encode_outcomes
 
@@ -129,6 +130,48 @@ def test_paired_difference_needs_outcomes_on_the_same_images():
     assert paired_difference(_row("a", correct), _row("b", correct), metric="knn") is None
 
 
+def test_trained_seed_sd_pools_the_trained_entries_and_leaves_out_random_init():
+    """Entry a: seeds at 50, 52 (variance 2, 1 degree of freedom); entry b: 60, 61, 62 (variance 1, 2
+    degrees of freedom); pooled (2 + 2) / 3. Random init's spread is not a training's, and single-seed
+    entries have none."""
+    rows = [_row("a", top1=50.0), _row("a", top1=52.0, seed=1), _row("b", top1=60.0), _row("b", top1=61.0, seed=1),
+            _row("b", top1=62.0, seed=2), _row("c", top1=70.0),
+            {**_row("random", top1=10.0), "kind": "random"}, {**_row("random", top1=90.0, seed=1), "kind": "random"}]
+    noise = trained_seed_sd(rows, "cifar10")
+    assert noise == {"sd": pytest.approx(np.sqrt(4 / 3)), "entries": ["a", "b"], "df": 3}
+    assert trained_seed_sd(rows, "cifar10", "knn") is None  # no row has kNN
+    assert trained_seed_sd([r for r in rows if r["entry"] in ("c", "random")], "cifar10") is None
+
+
+def test_paired_difference_with_seed_noise_widens_by_the_seeds_each_side_averages():
+    first = np.repeat([True, True, False, False], [500, 150, 50, 300])
+    second = np.repeat([True, False, True, False], [500, 150, 50, 300])
+    images = paired_difference(_row("a", first), _row("b", second))
+    half_images = images["high"] - images["diff"]
+    one_each = paired_difference(_row("a", first), _row("b", second), seed_sd=2.0)
+    assert (one_each["low"], one_each["high"]) == (images["low"], images["high"])  # the test-image interval stays
+    assert one_each["seed_high"] - one_each["diff"] == pytest.approx(np.hypot(half_images, 1.959964 * 2.0 * np.sqrt(2)),
+                                                                     abs=1e-4)
+    three_seeds = [_row("b", second, seed=s) for s in range(3)]
+    averaged = paired_difference(_row("a", first), three_seeds, seed_sd=2.0)
+    assert averaged["seed_high"] - averaged["diff"] == pytest.approx(
+        np.hypot(half_images, 1.959964 * 2.0 * np.sqrt(1 + 1 / 3)), abs=1e-4)
+    assert "seed_low" not in images
+
+
+def test_seed_noise_widens_the_spearman_interval_and_zero_noise_changes_nothing():
+    """Single-seed entries 1 point apart: the test images alone rank them fairly surely; a training-seed sd
+    of 3 points does not. A zero sd gives exactly the test-image interval (its draws are separate)."""
+    rows = _rows(np.linspace(0.50, 0.60, 11), n=20000)
+    images = spearman_interval(rows, "cifar10", replicates=300)
+    zero = spearman_interval(rows, "cifar10", replicates=300, seed_sd=0.0)
+    assert (zero["low"], zero["high"]) == (images["low"], images["high"]) and zero["seed_noise_entries"] == 11
+    noisy = spearman_interval(rows, "cifar10", replicates=300, seed_sd=3.0)
+    assert noisy["seed_sd"] == 3.0 and noisy["low"] < images["low"] - 0.3
+    with pytest.raises(ValueError, match="seed_sd"):
+        spearman_interval(rows, "cifar10", seed_sd=-1.0)
+
+
 def test_rank_table_puts_our_rank_next_to_the_papers():
     agg = [_row("a", top1=60.0, paper=40.0), _row("b", top1=55.0, paper=35.0), _row("c", top1=60.0, paper=30.0),
            {**_row("fractal", top1=70.0, paper=50.0), "paper_family": False}]
@@ -183,7 +226,11 @@ def test_a_swap_is_called_noise_only_when_its_paired_interval_includes_zero():
     assert set(pairs) == {("x", "y"), ("x", "z"), ("y", "z")}
     assert pairs[("x", "y")]["diff"] == pytest.approx(-0.2) and pairs[("x", "y")]["low"] < 0 < pairs[("x", "y")]["high"]
     assert pairs[("y", "z")]["high"] < 0 and pairs[("x", "z")]["high"] < 0
-    assert dl["swaps_within_noise"] == 1
+    assert dl["swaps_within_noise"] == 1 and "swaps_within_seed_noise" not in dl
+    # With a training-seed sd of 3 points, the 5-point swap of two single-seed-like sides is noise too,
+    # while the test-image count stays what it was.
+    (seeded,) = order_agreement(agg, "cifar10", rows=rows, seed_sd=3.0)["within_family"]
+    assert seeded["swaps_within_noise"] == 1 and seeded["swaps_within_seed_noise"] == 3
     # Without per-seed rows (or with an entry lacking outcomes) nothing is claimed about noise.
     assert "swaps_within_noise" not in order_agreement(agg, "cifar10")["within_family"][0]
     rows[1] = _row("y", top1=rows[1]["top1"], paper=38.0)
@@ -209,6 +256,30 @@ def test_report_shows_ranks_interval_and_orders(tmp_path):
     ci = summary["datasets"][0]["spearman_ci"]
     assert ci["available"] and ci["replicates"] == 100
     assert f"95% interval [{ci['low']:.2f}, {ci['high']:.2f}]" in (tmp_path / "results.md").read_text()
+
+
+def test_report_counts_training_seeds_once_a_trained_entry_has_several(tmp_path):
+    """One trained entry run with two seeds: the report gives the pooled seed sd, real minus random in units
+    of it, a second Spearman interval counting training seeds, and the within-seed-noise count of swaps."""
+    rng = np.random.default_rng(5)
+    rows = _rows(np.linspace(0.4, 0.6, 5))
+    rows[1], rows[3] = {**rows[1], "paper_top1": 30.0}, {**rows[3], "paper_top1": 22.0}  # two swaps
+    rows.append(_row("e0", rng.random(N_TEST) < 0.43, paper=20.0, seed=1))
+    rows += [{**_row("random", top1=35.0, paper=10.0), "kind": "random", "paper_family": False},
+             {**_row("real", top1=70.0, paper=None), "kind": "real", "paper_family": False}]
+    s = write_report(rows, tmp_path, "t", ["cifar10"], bootstrap_replicates=100)["datasets"][0]
+    noise = s["trained_seed_sd"]
+    assert noise["entries"] == ["e0"] and noise["df"] == 1
+    assert s["gap_in_trained_seed_sds"] == pytest.approx(35.0 / noise["sd"])
+    seeds, images = s["spearman_ci_seeds"], s["spearman_ci"]
+    assert seeds["available"] and seeds["seed_sd"] == noise["sd"] and seeds["seed_noise_entries"] == 4
+    assert seeds["high"] - seeds["low"] >= images["high"] - images["low"]
+    (fam,) = s["orders"]["within_family"]
+    assert fam["swaps_within_seed_noise"] >= fam["swaps_within_noise"]
+    text = (tmp_path / "results.md").read_text()
+    assert f"Seed-to-seed sd of a trained encoder, pooled over e0 (1 degree of freedom): Linear top-1 **{noise['sd']:.2f}**" in text
+    assert f"counting training seeds too, 95% interval [{seeds['low']:.2f}, {seeds['high']:.2f}]" in text
+    assert f"{fam['swaps_within_seed_noise']} within seed noise" in text and "*within seed noise*" in text
 
 
 def test_aggregate_drops_per_seed_outcomes_and_rows_keep_them():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_path, atomic_write_text
-from .stats import DEFAULT_REPLICATES, order_agreement, rank_table, spearman_interval
+from .stats import DEFAULT_REPLICATES, order_agreement, rank_table, spearman_interval, trained_seed_sd
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
@@ -208,7 +208,16 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
         metrics = ["top1", *s["other_metrics"]]
         for m, part in [("top1", s), *s["other_metrics"].items()]:
             part["spearman_ci"] = spearman_interval(rows, d, m, bootstrap_replicates, bootstrap_seed)
-            part["orders"] = order_agreement(agg, d, m, rows)
+            # single-seed entries borrow the seed noise of the trained entries that ran several seeds
+            noise = trained_seed_sd(rows, d, m)
+            seed_sd = noise["sd"] if noise else None
+            part["trained_seed_sd"] = noise
+            if noise:
+                part["gap_in_trained_seed_sds"] = (part["real_minus_random"] / seed_sd
+                                                   if part["real_minus_random"] is not None and seed_sd else None)
+                part["spearman_ci_seeds"] = spearman_interval(rows, d, m, bootstrap_replicates, bootstrap_seed,
+                                                              seed_sd=seed_sd)
+            part["orders"] = order_agreement(agg, d, m, rows, seed_sd)
         s["rank_table"] = rank_table(agg, d, metrics)
         summaries.append(s)
         rs = sorted([r for r in agg if r["dataset"] == d], key=lambda r: (r["kind"] != "random", r["kind"] == "real",
@@ -222,6 +231,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
             knn_sd = f", kNN {sp['knn_std']:.2f}" if sp.get("knn_std") is not None else ""
             lines.append(f"Seed-to-seed spread of {sp['entry']} (seeds {', '.join(map(str, sp['seeds']))}): "
                          f"top-1 sd **{sp['top1_std']:.2f}**{bn_sd}{knn_sd}.\n")
+        lines += _trained_spread_lines(s, metrics)
         lines += _rank_section(s, metrics)
         lines.append(f"![chart](chart_{_slug(d)}.png)\n")
         bar_chart(agg, d, out_dir / f"chart_{_slug(d)}.png", f"{d} linear probe ({profile} profile)")
@@ -308,6 +318,25 @@ def _summary_sentence(s: dict[str, Any], label: str) -> str:
             f"(best - random) / (real - random).{signal}\n")
 
 
+def _trained_spread_lines(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
+    """results.md lines: the trained encoders' pooled seed sd per metric, and real minus random in units
+    of it (random init's own spread says nothing of how much a second training seed moves a result)."""
+    parts = {"top1": s, **s["other_metrics"]}
+    have = [(m, parts[m]["trained_seed_sd"]) for m in metrics if parts[m].get("trained_seed_sd")]
+    if not have:
+        return []
+    text = []
+    for m, noise in have:
+        gap = parts[m].get("gap_in_trained_seed_sds")
+        text.append(f"{METRIC_LABELS[m]} **{noise['sd']:.2f}**"
+                    + (f" (real minus random is {gap:.0f} of them)" if gap is not None else ""))
+    first = have[0][1]
+    freedom = f"{first['df']} degree{'s' if first['df'] != 1 else ''} of freedom"
+    return [f"Seed-to-seed sd of a trained encoder, pooled over {', '.join(first['entries'])} ({freedom}): "
+            f"{'; '.join(text)}. The single-seed entries borrow it for the intervals below "
+            "that count training seeds.\n"]
+
+
 def _rank_label(rank: float | None) -> str | None:
     return None if rank is None else f"{rank:g}"
 
@@ -342,10 +371,21 @@ def _rank_section(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
     for m in metrics:
         p = parts[m]
         rho = "n/a" if p["spearman_vs_paper"] is None else f"{p['spearman_vs_paper']:.2f}"
-        lines.append(f"- {METRIC_LABELS[m]}: **{rho}**, {_interval_text(p['spearman_ci'])}")
+        seeds = p.get("spearman_ci_seeds")
+        with_seeds = (f"; counting training seeds too, {_interval_text(seeds)} (seed sd {seeds['seed_sd']:.2f})"
+                      if seeds else "")
+        lines.append(f"- {METRIC_LABELS[m]}: **{rho}**, {_interval_text(p['spearman_ci'])}{with_seeds}")
+    if any(parts[m].get("spearman_ci_seeds") for m in metrics):
+        lines.append("\nThe interval counting training seeds also draws, in each replicate, every single-seed "
+                     "entry's value around its own with the trained encoders' pooled seed sd (above), for the "
+                     "seed it did not run.")
+    seed_noise = any(parts[m].get("trained_seed_sd") for m in metrics)
     lines.append("\nOrder within each family (Kendall tau with the paper's order; `x < y`: we rank x, the paper's "
                  "higher one, below y; a swap is *within test-image noise* when the 95% interval of the paired "
-                 "difference over the test images includes zero, and training seeds add noise on top):\n")
+                 "difference over the test images includes zero" +
+                 (", and *within seed noise* when the interval that also counts retraining each side with "
+                  "another seed (the pooled seed sd above) does):\n" if seed_noise else
+                  ", and training seeds add noise on top):\n"))
     within = {m: parts[m]["orders"]["within_family"] for m in metrics}
     fams = [w["family"] for w in within[metrics[0]]]
     rows = []
@@ -383,6 +423,8 @@ def _agreement_text(a: dict[str, Any], listed: int = 3) -> str:
         text += f"; {len(a['tied'])} tied"
     if "swaps_within_noise" in a:
         text += f"; {a['swaps_within_noise']} of the swaps within test-image noise"
+    if "swaps_within_seed_noise" in a:
+        text += f", {a['swaps_within_seed_noise']} within seed noise"
     return text
 
 

@@ -8,7 +8,10 @@
   the probes' per-image outcomes (``eval/outcomes.py``); results probed before those were kept
   get no interval, and the reason says so;
 * :func:`paired_difference`: how far one row's accuracy is above another's on the same test images,
-  with an interval from the per-image differences (the test images' sampling noise only);
+  with an interval from the per-image differences (the test images' sampling noise) and, given a
+  training-seed sd, a wider one that adds the noise of training each side with another seed;
+* :func:`trained_seed_sd`: that sd, pooled over the trained entries run with several seeds. Most
+  entries run one seed, so this is how their seed-to-seed noise is known at all;
 * :func:`order_agreement`: within each of the paper's families with several members (dead leaves,
   statistical, StyleGAN, feature vis), whether our order of the members is the paper's (Kendall tau
   and the swapped pairs); across families, the order of the family means.
@@ -77,14 +80,39 @@ def _unavailable(base: dict[str, Any], reason: str, **extra: Any) -> dict[str, A
     return {**base, "available": False, "reason": reason, **extra}
 
 
+def trained_seed_sd(rows: Sequence[dict[str, Any]], dataset: str, metric: str = "top1") -> dict[str, Any] | None:
+    """The seed-to-seed standard deviation of a trained encoder's ``metric`` on ``dataset``, pooled over the
+    trained entries (random init excluded: it has no training) run with several seeds.
+
+    Pooled as ``sqrt(sum((k_i - 1) * s_i**2) / sum(k_i - 1))`` over entries with ``k_i`` seeds; returned as
+    ``{"sd", "entries", "df"}``, None when no trained entry has two seeds with ``metric``. It stands in for
+    the seed noise of the entries that ran one seed, which is an assumption: that training noise is about
+    the same for every generator.
+    """
+    by_entry: dict[str, list[float]] = {}
+    for r in rows:
+        if r["dataset"] == dataset and r.get("kind") != "random" and r.get(metric) is not None:
+            by_entry.setdefault(r["entry"], []).append(float(r[metric]))
+    multi = {e: v for e, v in by_entry.items() if len(v) > 1}
+    if not multi:
+        return None
+    df = sum(len(v) - 1 for v in multi.values())
+    pooled = sum((len(v) - 1) * float(np.var(v, ddof=1)) for v in multi.values()) / df
+    return {"sd": float(np.sqrt(pooled)), "entries": sorted(multi), "df": df}
+
+
 def spearman_interval(rows: Sequence[dict[str, Any]], dataset: str, metric: str = "top1",
-                      replicates: int = DEFAULT_REPLICATES, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+                      replicates: int = DEFAULT_REPLICATES, seed: int = 0, level: float = 0.95,
+                      seed_sd: float | None = None) -> dict[str, Any]:
     """Bootstrap ``level`` interval of the Spearman correlation between ``metric`` (averaged over each
     entry's seeds) and the paper's top-1, over the paper's families on ``dataset``.
 
     ``rows`` are per seed (not aggregated). The interval is the percentile interval of ``replicates``
     replicates drawn from ``numpy.random.default_rng(seed)``; replicates in which every family ties
-    have no correlation and are left out (counted in ``undefined_replicates``). When the per-image
+    have no correlation and are left out (counted in ``undefined_replicates``). With ``seed_sd`` (points;
+    see :func:`trained_seed_sd`), each replicate also draws every single-seed entry's value around its
+    own with that normal sd, standing in for the seed it did not run; those draws come from a generator
+    of their own, so the test-image draws are the same as without them. When the per-image
     outcomes are missing, unreadable, or not over the same test images for every entry, the result
     has ``available: False`` and the ``reason``; an interval is never made up.
     """
@@ -93,6 +121,10 @@ def spearman_interval(rows: Sequence[dict[str, Any]], dataset: str, metric: str 
     if replicates < 1 or not 0 < level < 1:
         raise ValueError(f"need replicates >= 1 and 0 < level < 1, got {replicates} and {level}")
     base: dict[str, Any] = {"metric": metric, "level": level, "replicates": replicates, "seed": seed}
+    if seed_sd is not None:
+        if not seed_sd >= 0:
+            raise ValueError(f"seed_sd must be >= 0, got {seed_sd}")
+        base["seed_sd"] = seed_sd
     by_entry: dict[str, list[dict[str, Any]]] = {}
     for r in _paper_rows(rows, dataset, metric):
         by_entry.setdefault(r["entry"], []).append(r)
@@ -147,6 +179,11 @@ def spearman_interval(rows: Sequence[dict[str, Any]], dataset: str, metric: str 
             picks = rng.integers(0, k, size=(replicates, k))
             per_entry[:, j] = np.take_along_axis(acc[:, col:col + k], picks, axis=1).mean(axis=1)
         col += k
+    if seed_sd is not None:  # the seed each single-seed entry did not run: percent -> fraction like ``acc``
+        single = [j for j, rs in enumerate(by_entry.values()) if len(rs) == 1]
+        noise_rng = np.random.default_rng((seed, 1))
+        per_entry[:, single] += noise_rng.normal(0.0, seed_sd / 100.0, size=(replicates, len(single)))
+        base["seed_noise_entries"] = len(single)
 
     ranks = rankdata(per_entry, axis=1)
     ranks -= ranks.mean(axis=1, keepdims=True)
@@ -183,15 +220,17 @@ def _mean_outcomes(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[np.n
 
 def paired_difference(row: Mapping[str, Any] | Sequence[Mapping[str, Any]],
                       reference: Mapping[str, Any] | Sequence[Mapping[str, Any]], metric: str = "top1",
-                      level: float = 0.95) -> dict[str, Any] | None:
+                      level: float = 0.95, seed_sd: float | None = None) -> dict[str, Any] | None:
     """``row``'s ``metric`` minus ``reference``'s, in points, with a ``level`` interval over test images.
 
     Either side may be one row or the rows of an entry's seeds (their per-image outcomes averaged).
     Both were probed on the same test images, so the difference is the mean of the per-image
     differences and its standard error comes from their spread: the normal interval of a paired
-    comparison, narrower than comparing two independent accuracies. It covers only the sampling of
-    test images; two trainings with different seeds differ by more. None when either side lacks
-    readable outcomes of ``metric`` or the two were probed on different images.
+    comparison, narrower than comparing two independent accuracies. ``low``/``high`` cover only the
+    sampling of test images; two trainings with different seeds differ by more. With ``seed_sd``
+    (points, one training's seed-to-seed sd), ``seed_low``/``seed_high`` also cover retraining each
+    side: its variance adds ``seed_sd**2 / k`` per side averaged over ``k`` seeds. None when either
+    side lacks readable outcomes of ``metric`` or the two were probed on different images.
     """
     from scipy.stats import norm
 
@@ -200,9 +239,15 @@ def paired_difference(row: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         return None
     per_image = sides[0][0] - sides[1][0]
     diff = 100.0 * per_image.mean()
-    half = 100.0 * norm.ppf(0.5 + level / 2) * per_image.std(ddof=1) / np.sqrt(per_image.size)
-    return {"metric": metric, "diff": float(diff), "low": float(diff - half), "high": float(diff + half),
-            "level": level, "n_test": int(per_image.size)}
+    z = norm.ppf(0.5 + level / 2)
+    se_images = 100.0 * per_image.std(ddof=1) / np.sqrt(per_image.size)
+    out = {"metric": metric, "diff": float(diff), "low": float(diff - z * se_images),
+           "high": float(diff + z * se_images), "level": level, "n_test": int(per_image.size)}
+    if seed_sd is not None:
+        seeds = [1 if isinstance(x, Mapping) else len(x) for x in (row, reference)]
+        half = z * np.sqrt(se_images ** 2 + seed_sd ** 2 * sum(1.0 / k for k in seeds))
+        out.update(seed_sd=seed_sd, seed_low=float(diff - half), seed_high=float(diff + half))
+    return out
 
 
 def _none_if_nan(x: float) -> float | None:
@@ -235,9 +280,10 @@ def _pairs(names: Sequence[str], ours: Sequence[float], paper: Sequence[float]) 
 
 
 def _swap_noise(swapped: Sequence[Sequence[str]], rows: Sequence[dict[str, Any]] | None, dataset: str,
-                metric: str) -> dict[str, Any]:
+                metric: str, seed_sd: float | None = None) -> dict[str, Any]:
     """The paired difference of each swapped pair (the paper's higher entry minus the lower) and how
-    many of them lie within test-image noise; empty when any pair lacks per-image outcomes."""
+    many of them lie within test-image noise (and, given ``seed_sd``, within test-image and
+    training-seed noise); empty when any pair lacks per-image outcomes."""
     if rows is None or not swapped:
         return {}
     seeds: dict[str, list[dict[str, Any]]] = {}
@@ -246,12 +292,15 @@ def _swap_noise(swapped: Sequence[Sequence[str]], rows: Sequence[dict[str, Any]]
             seeds.setdefault(r["entry"], []).append(r)
     differences = []
     for hi, lo in swapped:
-        d = paired_difference(seeds.get(hi, []), seeds.get(lo, []), metric)
+        d = paired_difference(seeds.get(hi, []), seeds.get(lo, []), metric, seed_sd=seed_sd)
         if d is None:
             return {}
         differences.append({"pair": [hi, lo], **d})
-    return {"swap_differences": differences,
-            "swaps_within_noise": sum(d["low"] <= 0.0 <= d["high"] for d in differences)}
+    out = {"swap_differences": differences,
+           "swaps_within_noise": sum(d["low"] <= 0.0 <= d["high"] for d in differences)}
+    if seed_sd is not None:
+        out["swaps_within_seed_noise"] = sum(d["seed_low"] <= 0.0 <= d["seed_high"] for d in differences)
+    return out
 
 
 def _order(names: Sequence[str], values: Sequence[float]) -> list[str]:
@@ -259,14 +308,15 @@ def _order(names: Sequence[str], values: Sequence[float]) -> list[str]:
 
 
 def order_agreement(agg: Sequence[dict[str, Any]], dataset: str, metric: str = "top1",
-                    rows: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+                    rows: Sequence[dict[str, Any]] | None = None, seed_sd: float | None = None) -> dict[str, Any]:
     """Within-family and across-family agreement of ``metric`` with the paper's orders on ``dataset``.
 
     ``within_family``: for each family with at least two of the paper's entries, both orders (best first),
     whether they are the same, Kendall tau and the pairs we order the other way. With the per-seed
     ``rows`` (which keep the per-image outcomes), each swapped pair also gets its
     :func:`paired_difference` (``swap_differences``) and ``swaps_within_noise`` counts the swaps whose
-    95% interval over test images includes zero. ``across_family``: the families ranked by the mean
+    95% interval over test images includes zero; with ``seed_sd``, ``swaps_within_seed_noise`` counts those
+    whose interval over test images and training seeds does. ``across_family``: the families ranked by the mean
     of their members against the paper's means of the same members, with Spearman and Kendall
     correlations.
     """
@@ -284,7 +334,7 @@ def order_agreement(agg: Sequence[dict[str, Any]], dataset: str, metric: str = "
         within.append({"family": fam, "paper_order": _order(names, paper), "our_order": _order(names, ours),
                        "same_order": not pairs["swapped"] and not pairs["tied"],
                        "kendall_tau": _kendall(ours, paper), **pairs,
-                       **_swap_noise(pairs["swapped"], rows, dataset, metric)})
+                       **_swap_noise(pairs["swapped"], rows, dataset, metric, seed_sd)})
     names = list(fams)
     ours = [float(np.mean([r[metric] for r in fams[f]])) for f in names]
     paper = [float(np.mean([r["paper_top1"] for r in fams[f]])) for f in names]

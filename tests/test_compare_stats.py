@@ -252,6 +252,7 @@ def test_report_shows_ranks_interval_and_orders(tmp_path):
     assert "### Ranks against the paper" in text and "| stylegan | e3 | 26.0 | 1 |" in text
     assert "interval unavailable: 1 of 5 paper families have no per-image top1 outcomes" in text
     assert "same order (tau 1.00)" in text and "Across families" in text
+    assert "](ranks_cifar10.png)" in text and (tmp_path / "ranks_cifar10.png").stat().st_size > 1000
     summary = write_report(rows[:-1], tmp_path, "t", ["cifar10"], bootstrap_replicates=100)
     ci = summary["datasets"][0]["spearman_ci"]
     assert ci["available"] and ci["replicates"] == 100

@@ -174,10 +174,61 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
     plt.close(fig)
 
 
+def rank_plot(agg: Sequence[dict[str, Any]], summary: dict[str, Any], dataset: str, path: str | os.PathLike,
+              metrics: Sequence[str]) -> None:
+    """Our accuracy against the paper's ImageNet-100 top-1 for each of the paper's families, one panel per
+    metric, coloured by family, with the baselines as lines and the Spearman correlation and its interval
+    in each title: the rank table at a glance (a correlation of 1 is any rising line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = {"top1": summary, **summary["other_metrics"]}
+    fams = [r for r in agg if r["dataset"] == dataset and r.get("paper_family") and r.get("paper_top1") is not None]
+    base = {r["kind"]: r for r in agg if r["dataset"] == dataset and r["kind"] in ("random", "real")}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        have = [r for r in fams if r.get(m) is not None]
+        for r in have:
+            color = FAMILY_COLORS.get(r["family"], "#17becf")
+            ax.scatter(r["paper_top1"], r[m], color=color, s=28, zorder=3)
+            if r.get(f"{m}_std"):
+                ax.errorbar(r["paper_top1"], r[m], yerr=r[f"{m}_std"], fmt="none", ecolor=color, capsize=2)
+            ax.annotate(r["entry"].split("/", 1)[-1], (r["paper_top1"], r[m]), xytext=(3, 2),
+                        textcoords="offset points", fontsize=6, color=color)
+        for kind, label, color in (("random", "random init", "gray"), ("real", "real data", "black")):
+            if base.get(kind, {}).get(m) is not None:
+                ax.axhline(base[kind][m], ls="--", lw=1, color=color)
+                ax.annotate(f"{label} {base[kind][m]:.1f}", (0.01, base[kind][m]), xycoords=("axes fraction", "data"),
+                            xytext=(0, 2), textcoords="offset points", fontsize=7, color=color)
+        p = parts[m]
+        title = METRIC_LABELS[m]
+        if p.get("spearman_vs_paper") is not None:
+            title += f"\nSpearman {p['spearman_vs_paper']:.2f}"
+            ci = p.get("spearman_ci") or {}
+            if ci.get("available"):
+                title += f" [{ci['low']:.2f}, {ci['high']:.2f}]"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("paper: ImageNet-100 linear top-1 (%)", fontsize=8)
+        ax.set_ylabel(f"ours: {dataset} (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    from matplotlib.patches import Patch
+
+    seen = [f for f in FAMILY_COLORS if any(r["family"] == f for r in fams)]
+    fig.legend(handles=[Patch(color=FAMILY_COLORS[f], label=f) for f in seen], loc="lower center",
+               ncol=len(seen), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
 def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, profile: str,
                  datasets: Sequence[str], description: str = "", bootstrap_replicates: int = DEFAULT_REPLICATES,
                  bootstrap_seed: int = 0, not_run: Sequence[str] = ()) -> dict[str, Any]:
-    """rows -> results.md, chart_<dataset>.png and summary.json in ``out_dir``; nothing else.
+    """rows -> results.md, chart_<dataset>.png, ranks_<dataset>.png (with 3 or more paper families) and
+    summary.json in ``out_dir``; nothing else.
 
     ``not_run`` names the runs of the suite that have no results yet (a suite reported part-way).
 
@@ -233,6 +284,9 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
                          f"top-1 sd **{sp['top1_std']:.2f}**{bn_sd}{knn_sd}.\n")
         lines += _trained_spread_lines(s, metrics)
         lines += _rank_section(s, metrics)
+        if len(s["rank_table"]) >= 3:
+            rank_plot(agg, s, d, out_dir / f"ranks_{_slug(d)}.png", metrics)
+            lines.append(f"![our accuracy against the paper's, per paper family](ranks_{_slug(d)}.png)\n")
         lines.append(f"![chart](chart_{_slug(d)}.png)\n")
         bar_chart(agg, d, out_dir / f"chart_{_slug(d)}.png", f"{d} linear probe ({profile} profile)")
     compute = compute_time(rows)

@@ -386,9 +386,10 @@ def _trained_spread_lines(s: dict[str, Any], metrics: Sequence[str]) -> list[str
                     + (f" (real minus random is {gap:.0f} of them)" if gap is not None else ""))
     first = have[0][1]
     freedom = f"{first['df']} degree{'s' if first['df'] != 1 else ''} of freedom"
+    lent = any((parts[m].get("spearman_ci_seeds") or {}).get("available") for m, _ in have)
     return [f"Seed-to-seed sd of a trained encoder, pooled over {', '.join(first['entries'])} ({freedom}): "
-            f"{'; '.join(text)}. The single-seed entries borrow it for the intervals below "
-            "that count training seeds.\n"]
+            f"{'; '.join(text)}." + (" The single-seed entries borrow it for the intervals below that count "
+                                     "training seeds." if lent else "") + "\n"]
 
 
 def _rank_label(rank: float | None) -> str | None:
@@ -425,15 +426,15 @@ def _rank_section(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
     for m in metrics:
         p = parts[m]
         rho = "n/a" if p["spearman_vs_paper"] is None else f"{p['spearman_vs_paper']:.2f}"
-        seeds = p.get("spearman_ci_seeds")
+        seeds = p.get("spearman_ci_seeds") or {}
         with_seeds = (f"; counting training seeds too, {_interval_text(seeds)} (seed sd {seeds['seed_sd']:.2f})"
-                      if seeds else "")
+                      if seeds.get("available") else "")
         lines.append(f"- {METRIC_LABELS[m]}: **{rho}**, {_interval_text(p['spearman_ci'])}{with_seeds}")
-    if any(parts[m].get("spearman_ci_seeds") for m in metrics):
+    if any((parts[m].get("spearman_ci_seeds") or {}).get("available") for m in metrics):
         lines.append("\nThe interval counting training seeds also draws, in each replicate, every single-seed "
                      "entry's value around its own with the trained encoders' pooled seed sd (above), for the "
                      "seed it did not run.")
-    seed_noise = any(parts[m].get("trained_seed_sd") for m in metrics)
+    seed_noise = any("swaps_within_seed_noise" in w for m in metrics for w in parts[m]["orders"]["within_family"])
     lines.append("\nOrder within each family (Kendall tau with the paper's order; `x < y`: we rank x, the paper's "
                  "higher one, below y; a swap is *within test-image noise* when the 95% interval of the paired "
                  "difference over the test images includes zero" +

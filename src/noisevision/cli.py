@@ -293,9 +293,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for s in summary["datasets"]:
         rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
         gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
-        ci = s.get("spearman_ci", {})
+        ci, seeds = s.get("spearman_ci", {}), s.get("spearman_ci_seeds") or {}
         if ci.get("available"):
-            rho += f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f})"
+            with_seeds = (f"; {seeds['low']:.2f} to {seeds['high']:.2f} counting training seeds"
+                          if seeds.get("available") else "")
+            rho += f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f}{with_seeds})"
         best = f" (best: {s['best_entry']})" if s["best_entry"] else ""
         print(f"{s['dataset']}: Spearman vs paper {rho}; gap closure {gap}{best}")
     print(f"charts and tables in {out}/")

@@ -118,12 +118,40 @@ def seed_spread(rows: Sequence[dict[str, Any]], dataset: str) -> list[dict[str, 
             for r in rows if r["dataset"] == dataset and len(r.get("seeds", [])) > 1]
 
 
-def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathLike, title: str) -> None:
-    """The paper's figure: bars grouped and coloured by family, baselines as dashed lines."""
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_png(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
+    """Write ``fig`` to ``path`` as a PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", **savefig_kwargs)
+    plt.close(fig)
+
+
+def _family_patches(families: Any) -> list[Any]:
+    """Legend handles: one patch per family, in its colour."""
+    from matplotlib.patches import Patch
+
+    return [Patch(color=FAMILY_COLORS.get(f, "#17becf"), label=f) for f in families]
+
+
+def _metric_parts(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A dataset summary's parts by metric: the headline ``top1`` (the summary itself) and the others."""
+    return {"top1": s, **s["other_metrics"]}
+
+
+def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathLike, title: str) -> None:
+    """The paper's figure: bars grouped and coloured by family, baselines as dashed lines."""
+    plt = _pyplot()
 
     rs = [r for r in rows if r["dataset"] == dataset and r.get("top1") is not None]
     bars = [r for r in rs if r["kind"] == "generator"]
@@ -157,10 +185,7 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
     lows = [r["top1"] for r in rs] + [r["top1_bn"] for r in rs if r.get("top1_bn") is not None]
     ax.set_ylim(max(0, min(lows) - 5), max(lows) + 3)
     ax.set_title(title, fontsize=10)
-    from matplotlib.patches import Patch
-
-    seen = [f for f in order if any(r["family"] == f for r in bars)]
-    handles = [Patch(color=FAMILY_COLORS[f], label=f) for f in seen]
+    handles = _family_patches(f for f in order if any(r["family"] == f for r in bars))
     if bn:
         from matplotlib.lines import Line2D
 
@@ -169,9 +194,7 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, -0.02), frameon=False)
     fig.tight_layout()
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
-    plt.close(fig)
+    _save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
 def rank_plot(agg: Sequence[dict[str, Any]], summary: dict[str, Any], dataset: str, path: str | os.PathLike,
@@ -179,12 +202,9 @@ def rank_plot(agg: Sequence[dict[str, Any]], summary: dict[str, Any], dataset: s
     """Our accuracy against the paper's ImageNet-100 top-1 for each of the paper's families, one panel per
     metric, coloured by family, with the baselines as lines and the Spearman correlation and its interval
     in each title: the rank table at a glance (a correlation of 1 is any rising line)."""
-    import matplotlib
+    plt = _pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    parts = {"top1": summary, **summary["other_metrics"]}
+    parts = _metric_parts(summary)
     fams = [r for r in agg if r["dataset"] == dataset and r.get("paper_family") and r.get("paper_top1") is not None]
     base = {r["kind"]: r for r in agg if r["dataset"] == dataset and r["kind"] in ("random", "real")}
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.4), squeeze=False)
@@ -213,15 +233,10 @@ def rank_plot(agg: Sequence[dict[str, Any]], summary: dict[str, Any], dataset: s
         ax.set_xlabel("paper: ImageNet-100 linear top-1 (%)", fontsize=8)
         ax.set_ylabel(f"ours: {dataset} (%)", fontsize=8)
         ax.tick_params(labelsize=7)
-    from matplotlib.patches import Patch
-
-    seen = [f for f in FAMILY_COLORS if any(r["family"] == f for r in fams)]
-    fig.legend(handles=[Patch(color=FAMILY_COLORS[f], label=f) for f in seen], loc="lower center",
-               ncol=len(seen), fontsize=8, frameon=False)
+    handles = _family_patches(f for f in FAMILY_COLORS if any(r["family"] == f for r in fams))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    _save_png(fig, path, dpi=120)
 
 
 def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, profile: str,
@@ -257,7 +272,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
         s["other_metrics"] = {m: comparison_summary(agg, d, m) for m in SECONDARY_METRICS
                               if m != "top1_bn" or with_bn}
         metrics = ["top1", *s["other_metrics"]]
-        for m, part in [("top1", s), *s["other_metrics"].items()]:
+        for m, part in _metric_parts(s).items():
             part["spearman_ci"] = spearman_interval(rows, d, m, bootstrap_replicates, bootstrap_seed)
             # single-seed entries borrow the seed noise of the trained entries that ran several seeds
             noise = trained_seed_sd(rows, d, m)
@@ -375,7 +390,7 @@ def _summary_sentence(s: dict[str, Any], label: str) -> str:
 def _trained_spread_lines(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
     """results.md lines: the trained encoders' pooled seed sd per metric, and real minus random in units
     of it (random init's own spread says nothing of how much a second training seed moves a result)."""
-    parts = {"top1": s, **s["other_metrics"]}
+    parts = _metric_parts(s)
     have = [(m, parts[m]["trained_seed_sd"]) for m in metrics if parts[m].get("trained_seed_sd")]
     if not have:
         return []
@@ -407,7 +422,7 @@ def _rank_section(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
     table = s["rank_table"]
     if not table:
         return []
-    parts = {"top1": s, **s["other_metrics"]}
+    parts = _metric_parts(s)
     short = {"top1": "top-1", "top1_bn": "top-1 BN re-est.", "knn": "kNN"}
     cols, heads = ["family", "entry", "paper_top1", "paper_rank"], ["family", "generator", "paper IN-100 top-1",
                                                                      "paper rank"]
@@ -532,10 +547,7 @@ def analysis_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.
                    correlations: Sequence[dict[str, Any]], metric: str = "top1") -> None:
     """Small multiples: each statistic (x) against ``metric`` (y), one point per analysed generator entry,
     coloured by family, the rank correlation in each panel's title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rs = [r for r in analysed_rows(rows, dataset, metric) if r["analysis"]]
     rho = {c["statistic"]: c["spearman"] for c in correlations}
@@ -553,18 +565,13 @@ def analysis_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.
     for ax in spare:
         ax.axis("off")
     if spare:  # the families' colours, in the first empty panel
-        from matplotlib.patches import Patch
-
-        families = sorted({r["family"] for r in rs})
-        spare[0].legend(handles=[Patch(color=FAMILY_COLORS.get(f, "#17becf"), label=f) for f in families],
-                        fontsize=8, loc="center", frameon=False)
+        spare[0].legend(handles=_family_patches(sorted({r["family"] for r in rs})), fontsize=8, loc="center",
+                        frameon=False)
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)", fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-    plt.close(fig)
+    _save_png(fig, path, dpi=110, bbox_inches="tight")
 
 
 def statistics_table(rows: Sequence[dict[str, Any]], label: str, header: str) -> str:

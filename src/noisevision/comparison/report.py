@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_write_text
+from ..plotting import pyplot, save_png
 from .stats import DEFAULT_REPLICATES, order_agreement, rank_table, spearman_interval, trained_seed_sd
 
 
@@ -118,25 +119,6 @@ def seed_spread(rows: Sequence[dict[str, Any]], dataset: str) -> list[dict[str, 
             for r in rows if r["dataset"] == dataset and len(r.get("seeds", [])) > 1]
 
 
-def _pyplot() -> Any:
-    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_png(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
-    """Write ``fig`` to ``path`` as a PNG, atomically, and close it."""
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", **savefig_kwargs)
-    plt.close(fig)
-
-
 def _family_patches(families: Any) -> list[Any]:
     """Legend handles: one patch per family, in its colour."""
     from matplotlib.patches import Patch
@@ -151,7 +133,7 @@ def _metric_parts(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathLike, title: str) -> None:
     """The paper's figure: bars grouped and coloured by family, baselines as dashed lines."""
-    plt = _pyplot()
+    plt = pyplot()
 
     rs = [r for r in rows if r["dataset"] == dataset and r.get("top1") is not None]
     bars = [r for r in rs if r["kind"] == "generator"]
@@ -194,7 +176,7 @@ def bar_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.PathL
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, -0.02), frameon=False)
     fig.tight_layout()
 
-    _save_png(fig, path, dpi=120, bbox_inches="tight")
+    save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
 def rank_plot(agg: Sequence[dict[str, Any]], summary: dict[str, Any], dataset: str, path: str | os.PathLike,
@@ -202,7 +184,7 @@ def rank_plot(agg: Sequence[dict[str, Any]], summary: dict[str, Any], dataset: s
     """Our accuracy against the paper's ImageNet-100 top-1 for each of the paper's families, one panel per
     metric, coloured by family, with the baselines as lines and the Spearman correlation and its interval
     in each title: the rank table at a glance (a correlation of 1 is any rising line)."""
-    plt = _pyplot()
+    plt = pyplot()
 
     parts = _metric_parts(summary)
     fams = [r for r in agg if r["dataset"] == dataset and r.get("paper_family") and r.get("paper_top1") is not None]
@@ -236,7 +218,7 @@ def rank_plot(agg: Sequence[dict[str, Any]], summary: dict[str, Any], dataset: s
     handles = _family_patches(f for f in FAMILY_COLORS if any(r["family"] == f for r in fams))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _save_png(fig, path, dpi=120)
+    save_png(fig, path, dpi=120)
 
 
 def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, profile: str,
@@ -547,7 +529,7 @@ def analysis_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.
                    correlations: Sequence[dict[str, Any]], metric: str = "top1") -> None:
     """Small multiples: each statistic (x) against ``metric`` (y), one point per analysed generator entry,
     coloured by family, the rank correlation in each panel's title."""
-    plt = _pyplot()
+    plt = pyplot()
 
     rs = [r for r in analysed_rows(rows, dataset, metric) if r["analysis"]]
     rho = {c["statistic"]: c["spearman"] for c in correlations}
@@ -571,7 +553,7 @@ def analysis_chart(rows: Sequence[dict[str, Any]], dataset: str, path: str | os.
         ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)", fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save_png(fig, path, dpi=110, bbox_inches="tight")
+    save_png(fig, path, dpi=110, bbox_inches="tight")
 
 
 def statistics_table(rows: Sequence[dict[str, Any]], label: str, header: str) -> str:

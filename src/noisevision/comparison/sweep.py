@@ -33,9 +33,10 @@ from typing import Any
 
 from ..data.roots import list_datasets
 from ..errors import UserError
-from ..fileio import atomic_path, atomic_write_text, prepare_output_dir, write_json
+from ..fileio import atomic_write_text, prepare_output_dir, write_json
 from ..generators import dynamic_prefixes, fast_overrides, get_spec, list_generators
 from ..parsing import coerce, load_yaml, make_config, resolve_params
+from ..plotting import pyplot, save_png
 from .paper import PAPER_ROWS, RANDOM_KEY
 from .report import aggregate, markdown_table, statistics_table
 from .stats import paired_difference
@@ -370,11 +371,7 @@ def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> N
     Values that are all numbers (a range with equal ends counts as its number) share a numeric axis
     (logarithmic for image counts spanning 10x or more); otherwise each value is one tick.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = _rows_of(result, dataset.name)
     floor = floor_of(result, dataset.name)
     default = next((r for r in rows if r["default"]), None)
@@ -408,6 +405,4 @@ def plot_sweep(result: Mapping[str, Any], dataset: EvalDataset, path: Path) -> N
         ax.legend(fontsize=8)
     fig.suptitle(f"{result['generator']} on {dataset.name} ({result['profile']} profile)", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=120)

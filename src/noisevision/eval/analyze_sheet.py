@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import atomic_path
+from ..plotting import pyplot, save_png
 
 RGB = ("#d62728", "#2ca02c", "#1f77b4")
 
@@ -35,11 +35,7 @@ def mosaic(images: np.ndarray, cols: int = 4, gap: int = 1) -> np.ndarray:
 def write_sheet(path: str | os.PathLike, result: dict[str, Any], samples: np.ndarray, lines: list[str]) -> Path:
     """Write the sheet of an analysis ``result`` (see :func:`noisevision.eval.analyze.analyze`) as a PNG,
     with ``samples`` (uint8 (N, S, S, 3)) and ``lines`` (its text summary; the first line, a title, is skipped)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     data, ref = result["curves"]["data"], result["curves"]["reference"]
     stats, summary = result["statistics"], result["summary"]
     ref_name = result["reference"]["dataset"] if result["reference"] else None
@@ -117,7 +113,5 @@ def write_sheet(path: str | os.PathLike, result: dict[str, Any], samples: np.nda
 
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=80)
     return path

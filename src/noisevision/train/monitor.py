@@ -33,8 +33,8 @@ from ..data.roots import DatasetSource, default_test_split, load_split, resolve_
 from ..errors import UserError
 from ..eval.features import to_model_input
 from ..eval.knn import knn_accuracy
-from ..fileio import atomic_path
 from ..models import Encoder
+from ..plotting import pyplot, save_png
 from ..resources import max_workers
 from ..rng import image_rng
 
@@ -176,11 +176,7 @@ def write_curves(metrics: Path, path: Path, title: str) -> bool:
             knn.append((row["step"], row["monitor_knn_top1"]))
     if not loss and not knn:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     if loss:
         ax.plot(*zip(*loss), color="tab:blue", lw=1.2)
@@ -192,7 +188,5 @@ def write_curves(metrics: Path, path: Path, title: str) -> bool:
         ax2.plot(*zip(*knn), color="tab:red", marker="o", ms=3, lw=1.2)
         ax2.set_ylabel("monitor kNN top-1 (%)", color="tab:red")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
     return True

@@ -24,13 +24,13 @@ sets are whole, so the standard error of an accuracy stays ~0.5 points.
 
 One JSON per run lands in ``docs/results/study/runs/`` as soon as each of its
 evaluations finishes (commit them as they come: a fresh checkout resumes from
-the repository); ``--report`` rebuilds ``docs/results/study/README.md``'s
-tables from those files. Generated data and run folders live in ``--work``
+the repository); ``--report`` rebuilds ``docs/results/study/tables.md`` (every
+number, and one table per knob) from those files. Generated data and run folders live in ``--work``
 (default ``~/.cache/noisevision-study``) and are re-creatable.
 
 Usage::
     python bench/protocol_study.py --list
-    python bench/protocol_study.py --runs real-r128-s1560,stylegan-r128-s1560
+    python bench/protocol_study.py --runs real-t1560,stylegan-r128-t1560
     python bench/protocol_study.py --report
 """
 from __future__ import annotations
@@ -287,11 +287,55 @@ def _table(rows: list[tuple[str, dict[str, Any]]], dataset: str) -> list[str]:
     return lines
 
 
+def _is_random(result: dict[str, Any]) -> bool:
+    return result["settings"]["anchor"] == "random"
+
+
 def random_spread(results: dict[str, dict[str, Any]], dataset: str, readout: str) -> tuple[float, float] | None:
-    vals = [r["evals"][dataset][readout] for k, r in results.items() if k.startswith("random-") and dataset in r["evals"]]
+    vals = [r["evals"][dataset][readout] for r in results.values() if _is_random(r) and dataset in r["evals"]]
     if len(vals) < 2:
         return None
     return statistics.mean(vals), statistics.stdev(vals)
+
+
+# One table per knob: (title, the varied setting, its column label, the settings held fixed).
+KNOBS: tuple[tuple[str, str, Any, dict[str, Any]], ...] = (
+    ("Training length (128 px renders, fixed 10k images)", "steps", lambda v: f"{v:,} steps",
+     {"render": 128, "online": False, "seed": 0}),
+    ("Render size for a 32 px crop (390 steps)", "render", lambda v: f"{v} px", {"steps": 390, "online": False, "seed": 0}),
+    ("Fresh images every epoch against a fixed 10k set (1,560 steps, 128 px)", "online",
+     lambda v: "online" if v else "fixed", {"steps": 1560, "render": 128, "seed": 0}),
+)
+KNOB_READOUTS = ("fc6", "knn")  # the headline linear read-out and kNN, as "fc6 / knn" in each cell
+
+
+def _knob_tables(results: dict[str, dict[str, Any]], dataset: str) -> list[str]:
+    """One table per knob: rows are anchors, columns the knob's values, cells ``fc6 / knn`` of the finished runs.
+
+    A knob appears once some anchor has two of its values; the real baseline ignores the render size.
+    """
+    lines: list[str] = []
+    for title, key, label, fixed in KNOBS:
+        cells: dict[str, dict[Any, str]] = {}
+        for res in results.values():
+            st, ev = res["settings"], res["evals"].get(dataset)
+            if not ev or _is_random(res) or (key == "render" and st["anchor"] == "real"):
+                continue
+            if all(st.get(k) == v for k, v in fixed.items() if not (k == "render" and st["anchor"] == "real")):
+                cells.setdefault(st["anchor"], {})[st[key]] = " / ".join(f"{ev[r]:.1f}" for r in KNOB_READOUTS)
+        cells = {a: c for a, c in cells.items() if len(c) > 1}
+        if not cells:
+            continue
+        values = sorted({v for c in cells.values() for v in c})
+        anchors = [a for a in ANCHORS if a in cells]
+        lines += [f"### {title}", "", f"Top-1, {' / '.join(KNOB_READOUTS)}:", "",
+                  "| anchor | " + " | ".join(label(v) for v in values) + " |", "|---|" + "---:|" * len(values)]
+        lines += [f"| {a} | " + " | ".join(cells[a].get(v, "") for v in values) + " |" for a in anchors]
+        floor = [random_spread(results, dataset, r) for r in KNOB_READOUTS]
+        if all(floor):
+            lines += ["", "Random init (mean of its seeds): " + " / ".join(f"{m:.1f}" for m, _ in floor) + "."]
+        lines.append("")
+    return lines
 
 
 def _gain_table(ordered: list[tuple[str, dict[str, Any]]], results: dict[str, dict[str, Any]], dataset: str
@@ -305,7 +349,7 @@ def _gain_table(ordered: list[tuple[str, dict[str, Any]]], results: dict[str, di
              "several seeds are in):", "", "| run | " + " | ".join(READOUTS) + " |", "|---|" + "---:|" * len(READOUTS)]
     for name, res in ordered:
         ev = res["evals"].get(dataset)
-        if not ev or name.startswith("random-"):
+        if not ev or _is_random(res):
             continue
         cells = []
         for r in READOUTS:
@@ -348,7 +392,7 @@ def write_report() -> str:
             lines.append("Random-init seed spread (mean ± sd over seeds): " + ", ".join(
                 f"{r} {m:.1f} ± {s:.2f}" for r, v in spread.items() if v for m, s in [v]))
             lines.append("")
-        lines += _gain_table(ordered, results, ds) + _anchor_orders(results, ds)
+        lines += _gain_table(ordered, results, ds) + _knob_tables(results, ds) + _anchor_orders(results, ds)
     text = "\n".join(lines)
 
     atomic_write_text(OUT / "tables.md", text + "\n")

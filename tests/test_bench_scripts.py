@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script is executed
     spec.loader.exec_module(module)
     return module
 
@@ -36,3 +38,35 @@ def test_generate_speed_partial_run_merges_rows(tmp_path, toy_plugin):
     assert "| test/toy |" in out_md.read_text() and "| dead-leaves/squares |" in out_md.read_text()
     assert speed.main(argv) == 0  # measuring it again replaces its row rather than adding one
     assert [r["generator"] for r in json.loads(out_json.read_text())["rows"]].count("test/toy") == 1
+
+
+def test_protocol_study_report_gives_one_table_per_knob_from_the_finished_runs(tmp_path, monkeypatch):
+    study = _load("protocol_study")
+    monkeypatch.setattr(study, "OUT", tmp_path)
+    (tmp_path / "runs").mkdir()
+    readouts = dict.fromkeys(study.READOUTS, 0.0)
+
+    def put(run, fc6: float, knn: float) -> None:
+        result = {"run": run.name, "settings": study.asdict(run),
+                  "evals": {"cifar10": {**readouts, "fc6": fc6, "knn": knn}}}
+        (tmp_path / "runs" / f"{run.name}.json").write_text(json.dumps(result))
+
+    Run = study.StudyRun
+    put(Run("random"), 50.0, 30.0)
+    put(Run("random", seed=1), 52.0, 32.0)
+    put(Run("real", steps=390), 56.0, 45.0)
+    put(Run("real", steps=1560), 62.0, 53.0)
+    put(Run("stylegan", render=32, steps=390), 54.0, 40.0)
+    put(Run("stylegan", render=128, steps=390), 55.5, 41.5)
+    put(Run("deadleaves", render=64, steps=390), 53.0, 39.0)  # one value of a knob: no row
+    text = study.write_report()
+    assert (tmp_path / "tables.md").read_text() == text + "\n"
+    length = text.split("### Training length")[1].split("###")[0]
+    assert "| anchor | 390 steps | 1,560 steps |" in length
+    assert "| real | 56.0 / 45.0 | 62.0 / 53.0 |" in length
+    assert "Random init (mean of its seeds): 51.0 / 31.0." in length
+    render = text.split("### Render size")[1].split("##")[0]
+    assert "| anchor | 32 px | 128 px |" in render
+    assert "| stylegan | 54.0 / 40.0 | 55.5 / 41.5 |" in render
+    assert "| real" not in render and "| deadleaves" not in render  # the real baseline has no render size
+    assert "### Fresh images" not in text  # no anchor has both values yet

@@ -405,15 +405,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default="cifar10,tin100")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "noisevision-study"))
     ap.add_argument("--data-root", default=None)
-    ap.add_argument("--list", action="store_true", help="list planned runs and whether they are done")
+    ap.add_argument("--list", action="store_true",
+                    help="list planned runs and whether they are evaluated on every one of --datasets")
     ap.add_argument("--report", action="store_true", help="rebuild the tables from the committed run files")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     runs = study_runs()
+    datasets = [d for d in args.datasets.split(",") if d]
     if args.list:
+        results = load_results()
         for name in runs:
-            done = result_path(runs[name]).exists()
-            print(f"{'done' if done else '    '}  {name}")
+            evaluated = [d for d in datasets if d in results.get(name, {}).get("evals", {})]
+            status = "done" if len(evaluated) == len(datasets) else "part" if evaluated else ""
+            print(f"{status:4}  {name}" + (f"  (evaluated on {', '.join(evaluated)})" if status == "part" else ""))
         return 0
     if args.report:
         print(write_report())
@@ -423,7 +427,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown run(s): {', '.join(unknown)}; see --list", file=sys.stderr)
         return 2
-    datasets = [d for d in args.datasets.split(",") if d]
     for name in names:
         run_one(runs[name], datasets, Path(args.work), args.data_root, not args.no_progress)
     write_report()

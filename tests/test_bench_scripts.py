@@ -40,7 +40,7 @@ def test_generate_speed_partial_run_merges_rows(tmp_path, toy_plugin):
     assert [r["generator"] for r in json.loads(out_json.read_text())["rows"]].count("test/toy") == 1
 
 
-def test_protocol_study_report_gives_one_table_per_knob_from_the_finished_runs(tmp_path, monkeypatch):
+def test_protocol_study_report_gives_one_table_per_knob_from_the_finished_runs(tmp_path, monkeypatch, capsys):
     study = _load("protocol_study")
     monkeypatch.setattr(study, "OUT", tmp_path)
     (tmp_path / "runs").mkdir()
@@ -70,3 +70,10 @@ def test_protocol_study_report_gives_one_table_per_knob_from_the_finished_runs(t
     assert "| stylegan | 54.0 / 40.0 | 55.5 / 41.5 |" in render
     assert "| real" not in render and "| deadleaves" not in render  # the real baseline has no render size
     assert "### Fresh images" not in text  # no anchor has both values yet
+    capsys.readouterr()
+    assert study.main(["--list", "--datasets", "cifar10"]) == 0
+    assert "done  real-t390\n" in capsys.readouterr().out
+    assert study.main(["--list", "--datasets", "cifar10,tin100"]) == 0
+    listing = capsys.readouterr().out
+    assert "part  real-t390  (evaluated on cifar10)\n" in listing
+    assert "      spectrum-r128-t390\n" in listing  # not run at all

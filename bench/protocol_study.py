@@ -321,7 +321,7 @@ def _knob_tables(results: dict[str, dict[str, Any]], dataset: str) -> list[str]:
             st, ev = res["settings"], res["evals"].get(dataset)
             if not ev or _is_random(res) or (key == "render" and st["anchor"] == "real"):
                 continue
-            if all(st.get(k) == v for k, v in fixed.items() if not (k == "render" and st["anchor"] == "real")):
+            if all(st.get(k) == v for k, v in fixed.items()):  # the real baseline keeps the default render
                 cells.setdefault(st["anchor"], {})[st[key]] = " / ".join(f"{ev[r]:.1f}" for r in KNOB_READOUTS)
         cells = {a: c for a, c in cells.items() if len(c) > 1}
         if not cells:

@@ -58,7 +58,9 @@ def test_protocol_study_report_gives_one_table_per_knob_from_the_finished_runs(t
     put(Run("real", steps=1560), 62.0, 53.0)
     put(Run("stylegan", render=32, steps=390), 54.0, 40.0)
     put(Run("stylegan", render=128, steps=390), 55.5, 41.5)
-    put(Run("deadleaves", render=64, steps=390), 53.0, 39.0)  # one value of a knob: no row
+    put(Run("deadleaves", render=64, steps=390), 53.0, 39.0)
+    put(Run("deadleaves", render=128, steps=390), 50.5, 31.5)
+    put(Run("stylegan", render=128, steps=1560, online=True), 60.0, 44.0)  # not a fixed-image run: no anchor order
     text = study.write_report()
     assert (tmp_path / "tables.md").read_text() == text + "\n"
     length = text.split("### Training length")[1].split("###")[0]
@@ -66,10 +68,14 @@ def test_protocol_study_report_gives_one_table_per_knob_from_the_finished_runs(t
     assert "| real | 56.0 / 45.0 | 62.0 / 53.0 |" in length
     assert "Random init (mean of its seeds): 51.0 / 31.0." in length
     render = text.split("### Render size")[1].split("##")[0]
-    assert "| anchor | 32 px | 128 px |" in render
-    assert "| stylegan | 54.0 / 40.0 | 55.5 / 41.5 |" in render
-    assert "| real" not in render and "| deadleaves" not in render  # the real baseline has no render size
-    assert "### Fresh images" not in text  # no anchor has both values yet
+    assert "| anchor | 32 px | 64 px | 128 px |" in render
+    assert "| deadleaves |  | 53.0 / 39.0 | 50.5 / 31.5 |" in render
+    assert "| stylegan | 54.0 / 40.0 |  | 55.5 / 41.5 |" in render
+    assert "| real" not in render  # the real baseline has no render size
+    assert "### Fresh images" not in text  # one value of a knob (stylegan online only): no table
+    assert ("Anchor order at 390 steps (paper: stylegan > deadleaves > spectrum > random; random init is the mean "
+            "of its seeds): fc6: stylegan > random > deadleaves;") in text  # random's mean 51.0 sits between them
+    assert "Anchor order at 1,560" not in text
     capsys.readouterr()
     assert study.main(["--list", "--datasets", "cifar10"]) == 0
     assert "done  real-t390\n" in capsys.readouterr().out

@@ -205,6 +205,26 @@ def test_unknown_names_are_user_errors() -> None:
         create_encoder("resnet18", stem="weird")
     with pytest.raises(UserError):
         create_encoder("resnet18", depth=3)
+
+
+
+@pytest.mark.parametrize("arch, kwargs, message", [
+    ("smallalexnet32", {"width": "abc"}, "width must be a number, got 'abc'"),
+    ("smallalexnet32", {"fc_dim": 1.5}, "fc_dim must be an integer, got 1.5"),
+    ("smallalexnet32", {"fc_dim": True}, "fc_dim must be an integer"),
+    ("smallalexnet32", {"fc_dim": 0}, "fc_dim >= 1"),
+    ("smallalexnet32", {"out_dim": 0}, "out_dim >= 1"),
+    ("resnet18", {"stem": 3}, "stem must be a string"),
+    ("vit_tiny", {"patch_size": "4"}, "patch_size must be an integer"),
+    ("vit_tiny", {"embed_dim": 0}, "positive embed_dim"),
+])
+def test_bad_encoder_arguments_are_one_line_errors(arch: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        create_encoder(arch, **kwargs)
+
+
+def test_a_whole_number_is_a_float_argument() -> None:
+    assert create_encoder("smallalexnet32", fc_dim=16, width=1).arch_kwargs["fc_dim"] == 16
     enc = create_encoder("smallalexnet32", fc_dim=16)
     with pytest.raises(UserError, match="fc6"):
         enc.features(torch.randn(1, 3, 32, 32), "avgpool")

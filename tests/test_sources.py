@@ -138,6 +138,12 @@ def test_bad_arrays_and_folders(tmp_path: Path, npy_dir: Path) -> None:
     np.save(tmp_path / "float.npy", np.zeros((2, 8, 8, 3), np.float32))
     with pytest.raises(UserError, match="uint8"):
         open_source(str(tmp_path / "float.npy"), seed=0)
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    with pytest.raises(UserError, match="junk.npy is not a .npy file"):
+        open_source(str(tmp_path / "junk.npy"), seed=0)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))  # pickled objects are never loaded
+    with pytest.raises(UserError, match="cannot read .*objects.npy as a .npy array"):
+        open_source(str(tmp_path / "objects.npy"), seed=0)
     bad = tmp_path / "folder" / "a"
     bad.mkdir(parents=True)
     (bad / "x.jpg").write_bytes(b"junk")

@@ -40,6 +40,7 @@ from .imagefolder import load_image_folder
 from .manifest import LABELS_NAME, NPY_NAME, read_manifest
 
 GEN_PREFIX = "gen:"
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file
 
 
 class ImageSource:
@@ -116,10 +117,7 @@ class ArraySource(ImageSource):
     def array(self) -> np.ndarray:
         if self._array is None:
             assert self.path is not None
-            try:
-                self._array = np.load(self.path, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise UserError(f"cannot read {self.path} as a .npy array: {str(exc).splitlines()[0]}") from None
+            self._array = map_npy(self.path)
         return self._array
 
     def __getstate__(self) -> dict[str, Any]:
@@ -192,12 +190,25 @@ class GeneratorSource(ImageSource):
         return super().load_labels(indices) if labels is None else labels
 
 
-def read_labels(path: Path, rows: int | None) -> np.ndarray:
-    """Read a labels file: ``rows`` (None: any number of) non-negative integers; UserError otherwise."""
+def map_npy(path: Path) -> np.ndarray:
+    """Memory-map a ``.npy`` file (nothing is read but its header; pickled objects are refused).
+
+    Raises:
+        UserError: the file is missing, is not a ``.npy`` file, or its header is damaged.
+    """
     try:
-        raw = np.load(path, mmap_mode="r", allow_pickle=False)  # header only: the shape is checked before reading
+        with open(path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+        if magic != NPY_MAGIC:
+            raise UserError(f"{path} is not a .npy file (it does not start with the NumPy header)")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path} as a .npy array: {str(exc).splitlines()[0]}") from None
+
+
+def read_labels(path: Path, rows: int | None) -> np.ndarray:
+    """Read a labels file: ``rows`` (None: any number of) non-negative integers; UserError otherwise."""
+    raw = map_npy(path)  # header only: the shape is checked before reading
     if raw.ndim != 1 or (rows is not None and len(raw) != rows) or raw.dtype.kind not in "iu":
         want = "one integer label per image" + (f", shape ({rows},)" if rows is not None else "")
         raise UserError(f"{path}: expected {want}; got {raw.dtype} {raw.shape}")

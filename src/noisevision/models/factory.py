@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from typing import Any
 
 from ..errors import UserError
@@ -34,12 +35,31 @@ def create_encoder(arch: str, **kwargs: Any) -> Encoder:
     """
     builder = ENCODERS.get(arch)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    _check_types(arch, builder, kwargs)
     try:
         return builder(**kwargs)
     except TypeError as exc:
         raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
     except ValueError as exc:
         raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
+
+
+# What a builder argument's annotation asks of a value given on the command line or in YAML.
+_SCALAR_KINDS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_types(arch: str, builder: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse a value that does not match the builder's bool / int / float / str annotation, so that
+    ``--arch-kwargs width=abc`` is a one-line error rather than a failure deep inside the model."""
+    hints = typing.get_type_hints(builder)
+    for key, value in kwargs.items():
+        kinds = [t for t in typing.get_args(hints.get(key)) or (hints.get(key),) if t in _SCALAR_KINDS]
+        if not kinds:
+            continue  # an unknown argument (the builder names it) or a type this check does not know
+        accepted = {*kinds, int} if float in kinds else set(kinds)
+        if type(value) not in accepted:  # exact types: True is not an integer here
+            wanted = " or ".join(_SCALAR_KINDS[t] for t in kinds)
+            raise UserError(f"invalid arguments for encoder {arch!r}: {key} must be {wanted}, got {value!r}")
 
 
 def list_encoders(pattern: str = "*") -> list[str]:

@@ -54,6 +54,8 @@ class SmallAlexNet(Encoder):
             raise ValueError(f"SmallAlexNet needs input_size >= 16, got {input_size}")
         if not 0 < width <= 16:
             raise ValueError(f"SmallAlexNet width must be in (0, 16], got {width}")
+        if fc_dim < 1 or out_dim < 1:
+            raise ValueError(f"SmallAlexNet needs fc_dim >= 1 and out_dim >= 1, got fc_dim={fc_dim}, out_dim={out_dim}")
         stages: dict[str, nn.Module] = {}
         in_ch = 3
         channels = [max(1, round(c * width)) for c in CONV_CHANNELS]

@@ -113,8 +113,8 @@ class VisionTransformer(Encoder):
             patch_size = input_size // GRID
         if patch_size < 1 or input_size % patch_size:
             raise ValueError(f"patch_size must divide input_size {input_size}, got {patch_size}")
-        if depth < 1 or num_heads < 1 or embed_dim % num_heads:
-            raise ValueError(f"need depth >= 1 and embed_dim divisible by num_heads, got depth={depth}, "
+        if depth < 1 or num_heads < 1 or embed_dim < 1 or embed_dim % num_heads:
+            raise ValueError(f"need depth >= 1 and a positive embed_dim divisible by num_heads, got depth={depth}, "
                              f"embed_dim={embed_dim}, num_heads={num_heads}")
         if mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio}")

@@ -73,6 +73,21 @@ def test_resolve_params_rejects_bad_values(overrides, message):
         resolve_params(_P, {}, overrides, "gen")
 
 
+@dataclass(frozen=True)
+class _Needs:
+    size: int
+    lr: float
+    seed: int = 0
+
+
+def test_resolve_params_names_every_missing_field():
+    with pytest.raises(UserError, match="^profile p.yaml lacks required fields: size, lr$"):
+        resolve_params(_Needs, {}, {"seed": "1"}, "profile p.yaml")
+    with pytest.raises(UserError, match="lacks required field: lr$"):
+        resolve_params(_Needs, {"size": 8}, {}, "x")
+    assert resolve_params(_Needs, {"size": 8}, {"lr": "0.1"}, "x") == _Needs(8, 0.1)
+
+
 def test_parse_param_overrides():
     assert parse_param_overrides(["a=1", "b = x=y"]) == {"a": "1", "b": "x=y"}
     with pytest.raises(UserError):

@@ -149,6 +149,10 @@ def resolve_params(params_cls: type, defaults: Mapping[str, Any], overrides: Map
             values[key_] = coerce(raw, hints[key_], key_)
         except (TypeError, ValueError) as exc:
             raise UserError(f"{where}: bad value for {key_}: {exc}") from None
+    missing = [name for name, f in fields.items() if f.init and name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise UserError(f"{where} lacks required field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
     try:
         return params_cls(**values)
     except (TypeError, ValueError) as exc:

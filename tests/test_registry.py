@@ -65,7 +65,9 @@ def test_resolve_params_coerces_cli_strings():
         ({"span": "1"}, "2 comma-separated"),
         ({"span": "3,1"}, "increasing"),
         ({"flag": "maybe"}, "true or false"),
-        ({"rate": "fast"}, "bad value for rate"),
+        ({"rate": "fast"}, "bad value for rate: rate must be a number, got 'fast'"),
+        ({"rate": "1,2"}, "rate must be a number, got '1,2'"),
+        ({"count": "many"}, "count must be an integer, got 'many'"),
     ],
 )
 def test_resolve_params_rejects_bad_values(overrides, message):

@@ -109,15 +109,19 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
         if s in _FALSE:
             return False
         raise ValueError(f"{name} must be true or false, got {value!r}")
-    if annotation in (int, float, str):
-        if annotation is int and isinstance(value, float) and not value.is_integer():
+    if annotation is str:
+        return str(value)
+    if annotation in (int, float):
+        kind = "an integer" if annotation is int else "a number"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be {kind}, got {value!r}") from None
+        if annotation is float:
+            return number
+        if not number.is_integer():
             raise ValueError(f"{name} must be an integer, got {value!r}")
-        if annotation is int and isinstance(value, str):
-            f = float(value)
-            if not f.is_integer():
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-            return int(f)
-        return annotation(value)
+        return value if isinstance(value, int) else int(number)
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else list(value)
         if args and args[-1] is not Ellipsis and len(items) != len(args):

@@ -106,3 +106,19 @@ def two_class_folder(tmp_path_factory: pytest.TempPathFactory):
         return folder
 
     return make
+
+
+@pytest.fixture(scope="session")
+def blocky_npy(tmp_path_factory: pytest.TempPathFactory):
+    """``blocky_npy(n, cells=4, seed=0)``: a new ``images.npy`` of ``n`` 32 px images made of ``cells`` x ``cells``
+    random colour blocks: enough structure for the crops and colour augmentations, and quick to train on."""
+    import numpy as np
+
+    def make(n: int, cells: int = 4, seed: int = 0) -> Path:
+        low = np.random.default_rng(seed).integers(0, 256, (n, cells, cells, 3)).astype(np.uint8)
+        block = 32 // cells
+        path = tmp_path_factory.mktemp("npy") / "images.npy"
+        np.save(path, np.repeat(np.repeat(low, block, axis=1), block, axis=2))
+        return path
+
+    return make

@@ -71,12 +71,8 @@ def _rel_l2_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> floa
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(1)
-    low = rng.integers(0, 256, (48, 8, 8, 3)).astype(np.uint8)
-    path = tmp_path_factory.mktemp("ddp") / "images.npy"
-    np.save(path, np.repeat(np.repeat(low, 4, axis=1), 4, axis=2))
-    return path
+def data(blocky_npy) -> Path:
+    return blocky_npy(48, cells=8, seed=1)
 
 
 def test_two_processes_match_one_process(data: Path, tmp_path: Path, one_thread: None) -> None:

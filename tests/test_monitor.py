@@ -22,12 +22,8 @@ def labelled_folder(two_class_folder) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    low = rng.integers(0, 256, (64, 4, 4, 3)).astype(np.uint8)
-    path = tmp_path_factory.mktemp("data") / "images.npy"
-    np.save(path, np.repeat(np.repeat(low, 8, axis=1), 8, axis=2))
-    return path
+def tiny_npy(blocky_npy) -> Path:
+    return blocky_npy(64)
 
 def test_stratified_subset_is_even_seeded_and_fills_from_larger_classes() -> None:
     labels = np.array([0] * 50 + [1] * 30 + [2] * 4)

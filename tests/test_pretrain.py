@@ -27,14 +27,9 @@ TINY = ["--arch", "smallalexnet32", "--arch-kwargs", "fc_dim=256", "--crop-size"
 
 
 @pytest.fixture(scope="module")
-def tiny_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """96 smooth random 32 px images (enough structure for the augmentations)."""
-    rng = np.random.default_rng(0)
-    low = rng.integers(0, 256, (96, 4, 4, 3)).astype(np.uint8)
-    images = np.repeat(np.repeat(low, 8, axis=1), 8, axis=2)
-    path = tmp_path_factory.mktemp("data") / "images.npy"
-    np.save(path, images)
-    return path
+def tiny_npy(blocky_npy) -> Path:
+    """96 blocky random 32 px images (enough structure for the augmentations)."""
+    return blocky_npy(96)
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:

@@ -173,8 +173,16 @@ def train_encoder(run: StudyRun, work: Path, data_root: str | None, progress: bo
         pretrain(cfg)
     summary = json.loads((run_dir / "summary.json").read_text())
     facts.update({"epochs": epochs, "steps": summary.get("steps"), "pretrain_wall_s": summary.get("wall_s"),
-                  "images_per_s": summary.get("images_per_s"), "data": data if run.anchor != "real" else "cifar10/train"})
+                  "images_per_s": summary.get("images_per_s"), "data": _data_label(run, data, work)})
     return str(run_dir), facts
+
+
+def _data_label(run: StudyRun, data: str, work: Path) -> str:
+    """What the run trained on, without this machine's paths: ``cifar10/train``, ``gen:NAME`` or the stored
+    images' folder under the work folder (``data/<anchor>-r<px>-n<images>-s<seed>``)."""
+    if run.anchor == "real":
+        return "cifar10/train"
+    return data if run.online else Path(data).relative_to(work).as_posix()
 
 
 # ------------------------------------------------------------------ evaluation

@@ -76,6 +76,10 @@ def test_protocol_study_report_gives_one_table_per_knob_from_the_finished_runs(t
     assert ("Anchor order at 390 steps (paper: stylegan > deadleaves > spectrum > random; random init is the mean "
             "of its seeds): fc6: stylegan > random > deadleaves;") in text  # random's mean 51.0 sits between them
     assert "Anchor order at 1,560" not in text
+    # a run records what it trained on without this machine's paths
+    assert study._data_label(Run("deadleaves"), str(tmp_path / "data" / "dl-r128"), tmp_path) == "data/dl-r128"
+    assert study._data_label(Run("deadleaves", online=True), "gen:dead-leaves/textured", tmp_path).startswith("gen:")
+    assert study._data_label(Run("real"), str(tmp_path / "cifar"), tmp_path) == "cifar10/train"
     capsys.readouterr()
     assert study.main(["--list", "--datasets", "cifar10"]) == 0
     assert "done  real-t390\n" in capsys.readouterr().out

@@ -121,7 +121,7 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
             return number
         if not number.is_integer():
             raise ValueError(f"{name} must be an integer, got {value!r}")
-        return value if isinstance(value, int) else int(number)
+        return int(value) if isinstance(value, int) else int(number)  # exact for large integers; True -> 1
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else list(value)
         if args and args[-1] is not Ellipsis and len(items) != len(args):

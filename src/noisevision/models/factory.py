@@ -51,7 +51,10 @@ _SCALAR_KINDS: dict[type, str] = {bool: "true or false", int: "an integer", floa
 def _check_types(arch: str, builder: Any, kwargs: dict[str, Any]) -> None:
     """Refuse a value that does not match the builder's bool / int / float / str annotation, so that
     ``--arch-kwargs width=abc`` is a one-line error rather than a failure deep inside the model."""
-    hints = typing.get_type_hints(builder)
+    try:
+        hints = typing.get_type_hints(builder)
+    except Exception:  # a plugin's builder whose annotations do not resolve: leave the checking to it
+        return
     for key, value in kwargs.items():
         kinds = [t for t in typing.get_args(hints.get(key)) or (hints.get(key),) if t in _SCALAR_KINDS]
         if not kinds:

@@ -306,10 +306,11 @@ def random_spread(results: dict[str, dict[str, Any]], dataset: str, readout: str
     return statistics.mean(vals), statistics.stdev(vals)
 
 
+# The training-length comparisons hold these settings fixed (stored 128 px renders, seed 0).
+LENGTH_FIXED: dict[str, Any] = {"render": 128, "online": False, "seed": 0}
 # One table per knob: (title, the varied setting, its column label, the settings held fixed).
 KNOBS: tuple[tuple[str, str, Any, dict[str, Any]], ...] = (
-    ("Training length (128 px renders, fixed 10k images)", "steps", lambda v: f"{v:,} steps",
-     {"render": 128, "online": False, "seed": 0}),
+    ("Training length (128 px renders, fixed 10k images)", "steps", lambda v: f"{v:,} steps", LENGTH_FIXED),
     ("Render size for a 32 px crop (390 steps)", "render", lambda v: f"{v} px", {"steps": 390, "online": False, "seed": 0}),
     ("Fresh images every epoch against a fixed 10k set (1,560 steps, 128 px)", "online",
      lambda v: "online" if v else "fixed", {"steps": 1560, "render": 128, "seed": 0}),
@@ -375,7 +376,7 @@ def _anchor_orders(results: dict[str, dict[str, Any]], dataset: str) -> list[str
     by_steps: dict[int, dict[str, dict[str, float]]] = {}
     for res in results.values():
         st, ev = res["settings"], res["evals"].get(dataset)
-        if ev and st["anchor"] in synthetic and st["render"] == 128 and not st["online"] and st["seed"] == 0:
+        if ev and st["anchor"] in synthetic and all(st.get(k) == v for k, v in LENGTH_FIXED.items()):
             by_steps.setdefault(st["steps"], {})[st["anchor"]] = ev
     floor = {r: random_spread(results, dataset, r) for r in READOUTS}
     if not all(floor.values()):

@@ -8,7 +8,7 @@ import pytest
 
 from noisevision.errors import UserError
 from noisevision.generators.base import parse_param_overrides
-from noisevision.parsing import resolve_params
+from noisevision.parsing import check_scalar, resolve_params
 from noisevision.registry import Registry
 from noisevision.rng import image_rng, seed_sequence, torch_seed
 
@@ -88,6 +88,28 @@ def test_resolve_params_names_every_missing_field():
     with pytest.raises(UserError, match="lacks required field: lr$"):
         resolve_params(_Needs, {"size": 8}, {}, "x")
     assert resolve_params(_Needs, {"size": 8}, {"lr": "0.1"}, "x") == _Needs(8, 0.1)
+
+
+@pytest.mark.parametrize(
+    "value, annotation, message",
+    [
+        ("4", int, "n must be an integer, got '4'"),
+        (True, int, "n must be an integer, got True"),
+        (1.5, int, "n must be an integer, got 1.5"),
+        ("x", float | None, "n must be a number, got 'x'"),
+        (3, str, "n must be a string, got 3"),
+        (1, bool, "n must be true or false, got 1"),
+    ],
+)
+def test_check_scalar_converts_nothing(value, annotation, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        check_scalar(value, annotation, "n")
+
+
+def test_check_scalar_accepts_exact_types_and_passes_other_annotations():
+    for value, annotation in [(4, int), (4, float), (0.5, float | None), ("a", str), (False, bool), ([1], list)]:
+        check_scalar(value, annotation, "n")
+    check_scalar("anything", None, "n")  # an argument without an annotation: the builder decides
 
 
 def test_parse_param_overrides():

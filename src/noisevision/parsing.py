@@ -8,7 +8,8 @@ a YAML config:
   ``none``/``null``/empty -> None, ``true``/``false`` (``yes``/``no``,
   ``on``/``off``) -> bool, integers, floats (``1e-3`` too), ``[...]``/``{...}``
   as YAML; anything else stays a string.
-* :func:`coerce` converts a value to a dataclass field's annotation.
+* :func:`coerce` converts a value to a dataclass field's annotation;
+  :func:`check_scalar` only checks one that is already typed.
 * :func:`parse_kv` splits ``["k=v", ...]`` into a dict.
 * :func:`resolve_params` builds a validated frozen dataclass from defaults
   plus (possibly string) overrides; :func:`load_yaml` reads a config file.
@@ -32,6 +33,9 @@ T = TypeVar("T")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 _NONE = ("none", "null", "~", "")
+
+# What each scalar annotation asks of a value, in the words the error messages use.
+SCALAR_KINDS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def parse_value(text: str) -> Any:
@@ -108,11 +112,11 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
             return True
         if s in _FALSE:
             return False
-        raise ValueError(f"{name} must be true or false, got {value!r}")
+        raise ValueError(f"{name} must be {SCALAR_KINDS[bool]}, got {value!r}")
     if annotation is str:
         return str(value)
     if annotation in (int, float):
-        kind = "an integer" if annotation is int else "a number"
+        kind = SCALAR_KINDS[annotation]
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -120,7 +124,7 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
         if annotation is float:
             return number
         if not number.is_integer():
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+            raise ValueError(f"{name} must be {SCALAR_KINDS[int]}, got {value!r}")
         return int(value) if isinstance(value, int) else int(number)  # exact for large integers; True -> 1
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else list(value)
@@ -131,6 +135,22 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
     if origin is dict and isinstance(value, (list, tuple, str)):
         return parse_kv([value] if isinstance(value, str) else value, name)
     return value
+
+
+def check_scalar(value: Any, annotation: Any, name: str) -> None:
+    """Refuse a value whose exact type does not fit a bool / int / float / str annotation (or a union
+    of them), converting nothing: for values already typed by :func:`parse_value`, where ``"4"`` or
+    ``True`` given for an integer is a mistake. An int fits a float; other annotations pass.
+
+    Raises:
+        ValueError: the value does not fit.
+    """
+    kinds = [t for t in typing.get_args(annotation) or (annotation,) if t in SCALAR_KINDS]
+    if not kinds:
+        return
+    accepted = {*kinds, int} if float in kinds else set(kinds)
+    if type(value) not in accepted:  # exact types: True is not an integer here
+        raise ValueError(f"{name} must be {' or '.join(SCALAR_KINDS[t] for t in kinds)}, got {value!r}")
 
 
 def resolve_params(params_cls: type, defaults: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> Any:

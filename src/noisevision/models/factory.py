@@ -12,6 +12,7 @@ import typing
 from typing import Any
 
 from ..errors import UserError
+from ..parsing import check_scalar
 from .base import ENCODERS, Encoder
 
 __all__ = ["ENCODERS", "ENCODER_MODULES", "create_encoder", "encoder_kwargs", "list_encoders"]
@@ -44,10 +45,6 @@ def create_encoder(arch: str, **kwargs: Any) -> Encoder:
         raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
 
 
-# What a builder argument's annotation asks of a value given on the command line or in YAML.
-_SCALAR_KINDS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-
-
 def _check_types(arch: str, builder: Any, kwargs: dict[str, Any]) -> None:
     """Refuse a value that does not match the builder's bool / int / float / str annotation, so that
     ``--arch-kwargs width=abc`` is a one-line error rather than a failure deep inside the model."""
@@ -56,13 +53,10 @@ def _check_types(arch: str, builder: Any, kwargs: dict[str, Any]) -> None:
     except Exception:  # a plugin's builder whose annotations do not resolve: leave the checking to it
         return
     for key, value in kwargs.items():
-        kinds = [t for t in typing.get_args(hints.get(key)) or (hints.get(key),) if t in _SCALAR_KINDS]
-        if not kinds:
-            continue  # an unknown argument (the builder names it) or a type this check does not know
-        accepted = {*kinds, int} if float in kinds else set(kinds)
-        if type(value) not in accepted:  # exact types: True is not an integer here
-            wanted = " or ".join(_SCALAR_KINDS[t] for t in kinds)
-            raise UserError(f"invalid arguments for encoder {arch!r}: {key} must be {wanted}, got {value!r}")
+        try:
+            check_scalar(value, hints.get(key), key)  # an unknown argument passes: the builder names it
+        except ValueError as exc:
+            raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
 
 
 def list_encoders(pattern: str = "*") -> list[str]:

@@ -211,6 +211,9 @@ def test_bad_input_is_a_one_line_error(tmp_path, leaves, capsys):
     (tmp_path / "dir.json").mkdir()
     with pytest.raises(UserError, match="is a directory"):
         analyze(data=data, out=str(tmp_path / "dir.json"))
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(UserError, match="a_file is a file, not a folder"):
+        analyze(data=data, out=str(tmp_path / "a_file" / "r.json"))
     with pytest.raises(UserError, match="analyze has no parameter .colour."):
         analyze(data=data, colour="red")
     np.save(tmp_path / "wide.npy", np.zeros((4, 8, 16, 3), np.uint8))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from noisevision.errors import UserError
 from noisevision.fileio import atomic_path, atomic_write_text
 from noisevision.plotting import pyplot, save_png
 
@@ -15,6 +16,16 @@ def test_atomic_path_leaves_nothing_behind_when_the_writer_fails(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+@pytest.mark.parametrize("under", ["", "deeper/"])
+def test_a_file_in_the_way_of_the_folder_is_named(tmp_path, under):
+    """mkdir said "File exists" (or "Not a directory"), which sent users looking for the target file."""
+    (tmp_path / "notes").write_text("mine")
+    target = tmp_path / "notes" / under / "out.json"
+    with pytest.raises(UserError, match=f"^cannot write {target}: {tmp_path / 'notes'} is a file, not a folder$"):
+        atomic_write_text(target, "{}")
+    assert (tmp_path / "notes").read_text() == "mine"
 
 
 def test_save_png_writes_a_png_and_closes_the_figure(tmp_path):

@@ -215,6 +215,7 @@ def test_non_finite_numbers_and_bad_yaml_kwargs(tiny_npy: Path, tmp_path: Path, 
         (["--lr", "nan"], "lr must be a finite number"),
         (["--lr", "inf"], "lr must be a finite number"),
         (["--momentum", "nan"], "momentum must be a finite number"),
+        (["--momentum", "2"], "momentum must be below 1"),
         (["--method-kwargs", "t=nan"], "method_kwargs must hold finite numbers only"),
     ]:
         _one_line_error(*run_cli(["--data", str(tiny_npy), *TINY, *args, *out], capsys), message)

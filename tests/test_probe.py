@@ -157,6 +157,9 @@ def test_bad_inputs(solid_colours, cache, tmp_path, capsys):
                   r"holds a 'smallalexnet32' encoder, but 'resnet18' was expected")
     _expect_error(base + ["--encoder", str(tmp_path / "missing.pt")], capsys, "not found")
     _expect_error(base + ["--encoder", "pixels", "--max-train", "0"], capsys, "max_train must be positive")
+    (tmp_path / "a_file").write_text("mine")
+    _expect_error(base + ["--encoder", "pixels", "--out", str(tmp_path / "a_file" / "r.json")], capsys,
+                  "a_file is a file, not a folder")
     _expect_error(base + ["--encoder", "random:smallalexnet32", "--image-size", "64"], capsys,
                   r"'smallalexnet32' takes only 32 px inputs; pass --image-size 32")
 

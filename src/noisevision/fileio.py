@@ -87,6 +87,10 @@ def _user_os_error(exc: OSError, path: Path) -> UserError:
         return UserError(f"no space left on the device while writing {path}; nothing half-written was kept")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return UserError(f"cannot write {path}: permission denied (is the output directory writable?)")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # a folder on the way is a file
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return UserError(f"cannot write {path}: {blocker} is a file, not a folder")
     return UserError(f"cannot write {path}: {exc.strerror or exc}")
 
 

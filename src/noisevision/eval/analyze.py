@@ -72,7 +72,7 @@ from ..data.imagefolder import available_splits, decode_files, scan_image_folder
 from ..data.roots import DatasetSource, load_split, resolve_dataset
 from ..data.sources import GEN_PREFIX, open_source
 from ..errors import UserError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, user_os_error
 from ..parsing import make_config
 from ..resources import max_workers
 from ..rng import image_rng
@@ -593,7 +593,7 @@ def _output_paths(out: str | None) -> tuple[Path | None, Path | None]:
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the folder for --out {out}: {exc.strerror or exc}") from None
+        raise user_os_error(exc, json_path) from None
     return json_path, json_path.with_suffix(".png")
 
 

@@ -40,7 +40,7 @@ from ..augment import build_augmentation
 from ..data.imagefolder import LabeledImages
 from ..data.roots import DatasetSource, default_test_split, list_datasets, load_split, resolve_dataset
 from ..errors import UserError
-from ..fileio import write_json
+from ..fileio import user_os_error, write_json
 from ..models import Encoder, build_encoder, list_encoder_specs
 from ..parsing import make_config
 from ..rng import seeded_torch, torch_generator
@@ -303,7 +303,7 @@ def plan_probe(cfg: ProbeConfig, timer: _Timer) -> ProbePlan:
         try:
             Path(cfg.out).expanduser().parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot create the folder for --out {cfg.out}: {exc.strerror or exc}") from None
+            raise user_os_error(exc, cfg.out) from None
     device = accel.select_device(cfg.device)
 
     with timer.phase("encoder_s"):

@@ -159,6 +159,8 @@ class PretrainConfig:
         for name in ("warmup_epochs", "momentum", "weight_decay", "seed", "log_every", "save_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be below 1 (SGD diverges at 1 or above), got {self.momentum}")
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"workers must not be negative, got {self.workers}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -194,6 +194,9 @@ def test_cli_generate_list_and_preview(tmp_path, capsys):
     assert main(["list", "test/*", "-v"]) == 0
     out = capsys.readouterr().out
     assert "test/toy" in out and "noise = 20.0" in out
+    assert main(["list", "tset/*"]) == 2  # a pattern that matches nothing printed only the footer
+    assert capsys.readouterr().err.strip() == ("noisevision: error: no generator matches 'tset/*'; "
+                                               "run `noisevision list` to see them all")
     assert main(["preview", "test/toy", "--out", str(tmp_path / "s.png"), "--rows", "2", "--size", "16"]) == 0
     from PIL import Image
 

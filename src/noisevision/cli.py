@@ -151,7 +151,9 @@ def _add_param_flag(p: argparse.ArgumentParser) -> None:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     names = list_generators(args.pattern)
-    if not names and args.pattern == "*":
+    if not names and args.pattern != "*":
+        raise UserError(f"no generator matches {args.pattern!r}; run `noisevision list` to see them all")
+    if not names:
         print("no generators registered")
     width = max([len(n) for n in names] + [10])
     family = None

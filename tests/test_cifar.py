@@ -225,6 +225,29 @@ def test_pickles_asking_for_huge_arrays_are_refused_before_allocating(tmp_path, 
     assert peak < 64 * 2**20  # numpy reports its array buffers to tracemalloc
 
 
+def test_a_stored_byte_string_reused_by_many_arrays_is_refused(tmp_path):
+    """A pickle's memo lets one stored byte string fill many arrays: 1 MiB on disk asking for 200 MiB."""
+    import tracemalloc
+
+    from numpy._core.multiarray import _reconstruct
+
+    data = bytes(2**20)  # one object, so the pickler stores it once and refers to it 200 times
+    arrays = [_Reduce(_reconstruct, (np.ndarray, (0,), b"b"), (1, (2**20,), np.dtype(">u1"), False, data))
+              for _ in range(200)]
+    _fake_cifar_dir(tmp_path / "c")
+    with open(tmp_path / "c" / "test_batch", "wb") as f:
+        pickle.dump({b"data": arrays, b"labels": [0]}, f, protocol=2)
+    assert (tmp_path / "c" / "test_batch").stat().st_size < 2 * 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match="more bytes than the file"):
+            load_cifar10_python(tmp_path / "c", "test")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20
+
+
 def test_batches_are_checked_after_unpickling(tmp_path, monkeypatch):
     from noisevision.data import cifar
 

@@ -130,7 +130,15 @@ def _check_dtype_state(state: object) -> None:
 
 
 class _SafeUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its BUILD step can be checked
-    """Unpickler that admits only numpy's array/dtype reconstruction, checked before allocation."""
+    """Unpickler that admits only numpy's array/dtype reconstruction, checked before allocation.
+
+    The arrays together may hold no more bytes than the file itself: a pickle can refer to one stored
+    byte string many times (its memo), and each array built from it is a new allocation.
+    """
+
+    def __init__(self, file: io.BytesIO, byte_budget: int, **kwargs: object) -> None:
+        super().__init__(file, **kwargs)
+        self._bytes_left = byte_budget
 
     def find_class(self, module: str, name: str) -> object:
         try:
@@ -142,6 +150,9 @@ class _SafeUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its BUILD
         state, inst = self.stack[-1], self.stack[-2]
         if isinstance(inst, np.ndarray):
             _check_array_state(state)
+            self._bytes_left -= len(state[-1])
+            if self._bytes_left < 0:
+                raise _bad("refusing arrays that hold more bytes than the file (a stored byte string reused)")
         elif isinstance(inst, np.dtype):
             _check_dtype_state(state)
         else:
@@ -168,7 +179,7 @@ def _read_pickle(path: Path) -> dict:
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        obj = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        obj = _SafeUnpickler(io.BytesIO(raw), len(raw), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError,
             OverflowError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a valid CIFAR-10 python batch ({exc})") from None

@@ -292,6 +292,20 @@ def test_bad_texture_parameters_are_user_errors(tmp_path):
         create_generator("dead-leaves/textured", texture_generator="no/such-generator").render([0], 0, 16)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "bomb"])
+def test_unreadable_texture_images_are_user_errors(tmp_path, monkeypatch, damage):
+    """A texture file that is cut short, or that decodes to more pixels than PIL allows, is one line."""
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "t.png")
+    if damage == "truncated":
+        (tmp_path / "t.png").write_bytes((tmp_path / "t.png").read_bytes()[:60])
+    else:
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 40x40 is then over twice the limit: a bomb
+    dl._load_texture.cache_clear()
+    gen = create_generator("dead-leaves/textured", texture_dir=str(tmp_path))
+    with pytest.raises(UserError, match="cannot read texture image"):
+        gen.render([0], 0, 16)
+
+
 # ---------------------------------------------------------------- textured
 
 

@@ -217,6 +217,7 @@ def test_unknown_names_are_user_errors() -> None:
     ("resnet18", {"stem": 3}, "stem must be a string"),
     ("vit_tiny", {"patch_size": "4"}, "patch_size must be an integer"),
     ("vit_tiny", {"embed_dim": 0}, "positive embed_dim"),
+    ("vit_tiny", {"depth": 10**7}, "depth must be at most 1000"),  # refused before building ten million blocks
 ])
 def test_bad_encoder_arguments_are_one_line_errors(arch: str, kwargs: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):

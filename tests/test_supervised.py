@@ -78,6 +78,9 @@ def test_labels_from_npy(labelled_npy: Path) -> None:
     np.save(labelled_npy / "labels.npy", np.arange(40) - 1)
     with pytest.raises(UserError, match="non-negative"):
         open_source(str(labelled_npy), seed=0).num_classes()
+    np.save(labelled_npy / "labels.npy", np.full(40, 10**12))  # would size a 10^12-way supervised head
+    with pytest.raises(UserError, match="below 1,000,000"):
+        open_source(str(labelled_npy), seed=0).num_classes()
 
 
 def test_labels_from_image_folders(tmp_path: Path) -> None:
@@ -95,6 +98,12 @@ def test_labels_from_image_folders(tmp_path: Path) -> None:
     src = open_source(str(tmp_path / "gen"), seed=0, cache_dir=str(tmp_path / "cache"), progress=False, min_size=16)
     assert src.num_classes() == 4
     np.testing.assert_array_equal(src.load_labels(np.arange(6)), np.arange(6) % 4)
+    labels_file = tmp_path / "gen" / "labels.npy"
+    good_labels = np.load(labels_file)
+    np.save(labels_file, good_labels - 1)  # a generated folder's labels are checked for negatives too
+    with pytest.raises(UserError, match="non-negative"):
+        open_source(str(tmp_path / "gen"), seed=0, cache_dir=str(tmp_path / "cache"), progress=False, min_size=16)
+    np.save(labels_file, good_labels)
     # ... and an unlabelled generator's folder has no labels (not one class per bucket).
     generate_dataset("dead-leaves/squares", 4, 16, tmp_path / "dl", format="png")
     src = open_source(str(tmp_path / "dl"), seed=0, cache_dir=str(tmp_path / "cache"), progress=False, min_size=16)

@@ -206,6 +206,10 @@ def map_npy(path: Path) -> np.ndarray:
         raise UserError(f"cannot read {path} as a .npy array: {str(exc).splitlines()[0]}") from None
 
 
+# More classes than any labelled dataset is meant to have; a label beyond it is damage, not a class.
+MAX_CLASSES = 1_000_000
+
+
 def read_labels(path: Path, rows: int | None) -> np.ndarray:
     """Read a labels file: ``rows`` (None: any number of) non-negative integers; UserError otherwise."""
     raw = map_npy(path)  # header only: the shape is checked before reading
@@ -213,8 +217,10 @@ def read_labels(path: Path, rows: int | None) -> np.ndarray:
         want = "one integer label per image" + (f", shape ({rows},)" if rows is not None else "")
         raise UserError(f"{path}: expected {want}; got {raw.dtype} {raw.shape}")
     labels = np.asarray(raw, dtype=np.int64)
-    if rows and labels.min() < 0:
+    if len(labels) and labels.min() < 0:
         raise UserError(f"{path}: labels must be non-negative class indices, found {labels.min()}")
+    if len(labels) and labels.max() >= MAX_CLASSES:  # a supervised head has one output per class
+        raise UserError(f"{path}: labels must be class indices below {MAX_CLASSES:,}, found {labels.max():,}")
     return labels
 
 

@@ -465,7 +465,7 @@ def _load_texture(path: Path, size: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
             texture = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
-    except OSError as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # what PIL raises for bad files
         raise UserError(f"cannot read texture image {path}: {exc}") from None
     texture.setflags(write=False)
     return texture

@@ -153,6 +153,24 @@ def state_dict_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str
 _PLAIN = (bool, int, float, str, type(None))
 
 
+def build_on_meta(arch: str, kwargs: Mapping[str, Any], path: Path | str) -> Encoder:
+    """The architecture a file describes, built on the meta device (shapes, no memory).
+
+    Files from elsewhere are checked against it before the real build, so ``arch_kwargs`` that ask for
+    a huge model are caught by comparing shapes with the weights the file holds.
+
+    Raises:
+        UserError: unknown architecture or arguments that do not describe a buildable encoder.
+    """
+    try:
+        with torch.device("meta"):
+            return create_encoder(arch, **kwargs)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    except (RuntimeError, OverflowError, MemoryError):
+        raise UserError(f"{path} is damaged: its arch_kwargs {dict(kwargs)} do not describe a buildable {arch!r}") from None
+
+
 def load_encoder(
     path: str | os.PathLike, map_location: str | torch.device = "cpu", expected_arch: str | None = None
 ) -> tuple[Encoder, dict]:
@@ -182,16 +200,7 @@ def load_encoder(
     if not isinstance(meta, dict):
         raise UserError(f"{path} is damaged: its meta is {type(meta).__name__}, not a mapping")
     state = check_state_dict(payload.get("state_dict"), path, "state_dict")
-    # The architecture is first built on the meta device (no memory), so arch_kwargs that ask for a huge
-    # model are caught by comparing shapes with the weights the file holds; the real build then needs
-    # no more memory than the file's weights already took.
-    try:
-        with torch.device("meta"):
-            skeleton = create_encoder(arch, **kwargs)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    except (RuntimeError, OverflowError, MemoryError):
-        raise UserError(f"{path} is damaged: its arch_kwargs {kwargs} do not describe a buildable {arch!r}") from None
+    skeleton = build_on_meta(arch, kwargs, path)  # the real build needs no more memory than the weights took
     mismatch = state_dict_mismatch(skeleton.state_dict(), state)
     if mismatch is not None:
         raise UserError(f"weights in {path} do not fit a {arch!r} encoder with {kwargs}: {mismatch}")

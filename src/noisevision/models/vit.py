@@ -97,6 +97,10 @@ class ClassToken(nn.Module):
 VIT_NAMING = ExportNaming("noisevision-vit-v1", (("stages.", ""),))
 
 
+# Far deeper than any ViT trained (the largest have 48 blocks); a checkpoint asking for more is damaged.
+MAX_DEPTH = 1000
+
+
 class VisionTransformer(Encoder):
     """A ViT encoder; stages ``patch_embed, blocks, cls`` (see the module docstring)."""
 
@@ -118,6 +122,8 @@ class VisionTransformer(Encoder):
                              f"embed_dim={embed_dim}, num_heads={num_heads}")
         if mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio}")
+        if depth > MAX_DEPTH:  # each block is a Python module even on the meta device: bound the work
+            raise ValueError(f"depth must be at most {MAX_DEPTH}, got {depth}")
         self.stages = nn.ModuleDict({
             "patch_embed": PatchEmbed(input_size, patch_size, embed_dim, arch),
             "blocks": nn.Sequential(*(Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth))),

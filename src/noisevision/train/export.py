@@ -51,7 +51,7 @@ from ..eval.features import normalization_for
 from ..fileio import atomic_path
 from ..models import Encoder, create_encoder
 from ..models.base import EXPORT_NAMINGS, ExportNaming
-from ..models.checkpoint import RUN_DIR_FILE, _plain, load_encoder
+from ..models.checkpoint import RUN_DIR_FILE, _plain, build_on_meta, load_encoder
 from ..parsing import make_config
 
 FORMAT = "noisevision-backbone"
@@ -202,19 +202,28 @@ def build_backbone(path: str | os.PathLike) -> Encoder:
         raise UserError(f"{path} has unreadable arch_kwargs metadata") from None
     if not isinstance(arch_kwargs, dict):
         raise UserError(f"{path} has arch_kwargs metadata that is not a mapping")
-    encoder = create_encoder(metadata.get("arch", ""), **arch_kwargs)
-    for stage in naming.dropped:
-        del encoder.stages[stage]
-    encoder.layer_names = tuple(n for n in encoder.layer_names if n in encoder.stages)
-    encoder.out_dim = int(metadata.get("num_features", encoder.out_dim))
-    encoder.embedding_is_projected = False
+    try:
+        num_features = int(metadata.get("num_features", 0))
+    except ValueError:
+        raise UserError(f"{path} has num_features metadata that is not a number") from None
+    arch = metadata.get("arch", "")
+
+    def as_backbone(encoder: Encoder) -> Encoder:
+        for stage in naming.dropped:
+            del encoder.stages[stage]
+        encoder.layer_names = tuple(n for n in encoder.layer_names if n in encoder.stages)
+        encoder.out_dim = num_features or encoder.out_dim
+        encoder.embedding_is_projected = False
+        return encoder
+
     ours: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         name = naming.our_key(key)
         if name is None:
-            raise UserError(f"{path} holds {key!r}, which is not part of a {encoder.arch!r} backbone")
+            raise UserError(f"{path} holds {key!r}, which is not part of a {arch!r} backbone")
         ours[name] = value
-    expected = encoder.state_dict()
+    # Checked on the meta device first, so metadata asking for a huge model costs nothing.
+    expected = as_backbone(build_on_meta(arch, arch_kwargs, path)).state_dict()
     missing = sorted(naming.export_key(k) or k for k in expected.keys() - ours.keys())
     wrong = [f"{naming.export_key(k)} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
              for k, v in ours.items() if k in expected and v.shape != expected[k].shape]
@@ -222,6 +231,7 @@ def build_backbone(path: str | os.PathLike) -> Encoder:
     if missing or extra or wrong:
         problem = (f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(extra[:3])}" if extra
                    else f"shape of {', '.join(wrong[:3])}")
-        raise UserError(f"weights in {path} do not fit a {encoder.arch!r} backbone with {arch_kwargs}: {problem}")
+        raise UserError(f"weights in {path} do not fit a {arch!r} backbone with {arch_kwargs}: {problem}")
+    encoder = as_backbone(create_encoder(arch, **arch_kwargs))
     encoder.load_state_dict(ours, strict=True)
     return encoder.eval()

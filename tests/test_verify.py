@@ -112,3 +112,16 @@ def test_verify_bad_input_is_one_line(tmp_path, capsys, case, message):
         assert not read_manifest(target)["complete"]
     code, _, err = _verify(target, capsys)
     assert code == 2 and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("field, value", [("bucket_size", 0), ("bucket_size", 10**9), ("num_images", -1),
+                                          ("size", 10**6), ("bucket_size", "many")])
+def test_a_manifest_with_sizes_out_of_range_is_damaged(tmp_path, capsys, field, value):
+    """bucket_size 0 divided by zero; a huge one read the whole array at once (twice) before any check."""
+    out = tmp_path / "d"
+    generate_dataset("test/toy", 12, 8, out, format="npy", progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps(dict(manifest, **{field: value})))
+    code, _, err = _verify(out, capsys)
+    assert code == 2 and "manifest.json is damaged" in err and "\n" not in err
+

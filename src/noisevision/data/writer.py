@@ -33,7 +33,7 @@ from ..accel import select_device
 from ..errors import UserError
 from ..fileio import atomic_path, atomic_write_text, user_os_error
 from ..generators import Generator, create_generator
-from ..generators.base import check_seed, check_size, params_to_dict
+from ..generators.base import MAX_SIZE, check_seed, check_size, params_to_dict
 from ..parsing import make_config
 from ..resources import available_cpus, check_workers
 from .manifest import (
@@ -741,6 +741,9 @@ def verify_dataset(out: str | os.PathLike) -> list[str]:
         layout = Layout(out, manifest["format"], int(manifest["bucket_size"]))
         expected = {int(k): str(v) for k, v in manifest["checksums"].items()}
         num_images, size = int(manifest["num_images"]), int(manifest["size"])
+        # Sizes bounded before anything is read: verification holds one bucket of images at a time.
+        if not (0 < layout.bucket_size <= BUCKET_SIZE and 0 < num_images <= MAX_IMAGES and 0 < size <= MAX_SIZE):
+            raise ValueError("sizes out of range")
         layout.image_path(0)  # a known format
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UserError(f"{out / 'manifest.json'} is damaged (fields missing or of the wrong type); "

@@ -1,6 +1,7 @@
 """ImageFolder reader: colour modes, resizing, caching, bad input."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,18 @@ def test_second_load_reads_cache_without_decoding(tmp_path, monkeypatch):
     third = load_image_folder(root, "train", 4, cache_dir=tmp_path / "cache")
     assert calls["n"] == 18
     np.testing.assert_array_equal(third.images[0, 0, 0], [1, 2, 3])
+    # a damaged cache (images of another shape under the right file list) is decoded again, not trusted
+    shutil.rmtree(tmp_path / "cache")
+    load_image_folder(root, "train", 4, cache_dir=tmp_path / "cache")
+    assert calls["n"] == 24
+    (cache_file,) = (tmp_path / "cache").rglob("*.npz")
+    with np.load(cache_file) as z:
+        parts = dict(z)
+    with open(cache_file, "wb") as f:
+        np.savez(f, **{**parts, "images": parts["images"][:2]})
+    fourth = load_image_folder(root, "train", 4, cache_dir=tmp_path / "cache")
+    assert calls["n"] == 30
+    np.testing.assert_array_equal(fourth.images, third.images)
 
 
 def test_corrupt_and_truncated_images(tmp_path):

@@ -286,7 +286,7 @@ def _load_cache(path: Path) -> dict | None:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             return {"images": z["images"], "labels": z["labels"], **meta}
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+    except (OSError, ValueError, KeyError, MemoryError, json.JSONDecodeError):  # a header may declare any shape
         return None  # missing or damaged cache: decode again
 
 
@@ -344,7 +344,8 @@ def load_image_folder(
     if use_cache:
         cache_path = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), folder, size, _fingerprint(folder, files, size))
         cached = _load_cache(cache_path)
-    if cached is not None and cached.get("files") == files:
+    if (cached is not None and cached.get("files") == files
+            and cached["images"].shape == (len(files), size, size, 3) and len(cached["labels"]) == len(files)):
         images, bad_files = cached["images"], list(cached["bad_files"])
         bad_set = set(bad_files)
         keep = np.fromiter((f not in bad_set for f in files), dtype=bool, count=len(files))

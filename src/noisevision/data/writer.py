@@ -746,7 +746,7 @@ def verify_dataset(out: str | os.PathLike) -> list[str]:
             raise ValueError("sizes out of range")
         layout.image_path(0)  # a known format
     except (KeyError, TypeError, ValueError, AttributeError):
-        raise UserError(f"{out / 'manifest.json'} is damaged (fields missing or of the wrong type); "
+        raise UserError(f"{out / 'manifest.json'} is damaged (fields missing, of the wrong type or out of range); "
                         "regenerate the dataset") from None
     bad = [f"{b:05d}" for b in _failed_buckets(layout, expected, num_images, size)]
     if manifest.get("labels"):

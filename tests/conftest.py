@@ -122,3 +122,25 @@ def blocky_npy(tmp_path_factory: pytest.TempPathFactory):
         return path
 
     return make
+
+
+@pytest.fixture
+def refused_cheaply():
+    """``refused_cheaply(call, match)``: ``call()`` raises a UserError matching ``match`` while Python
+    and numpy (which report their buffers to tracemalloc) allocate under 64 MiB on the way."""
+    import tracemalloc
+
+    from noisevision.errors import UserError
+
+    def check(call, match: str) -> None:
+        tracemalloc.start()
+        try:
+            with pytest.raises(UserError, match=match):
+                call()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+    return check
+

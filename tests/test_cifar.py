@@ -5,6 +5,7 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def test_safe_extract_is_complete_and_refuses_escapes(tmp_path):
     assert not (tmp_path / "escaped.txt").exists()
     assert not (tmp_path / "cache2" / "evil").exists()  # nothing half-extracted under the final name
     assert list((tmp_path / "cache2").iterdir()) == []
+
+
+def test_safe_extract_stops_before_filling_the_disk(tmp_path, monkeypatch):
+    """A few KB of gzip can expand into gigabytes: unpacking stops once the members pass the free space."""
+    src = tmp_path / "src" / "ds"
+    src.mkdir(parents=True)
+    (src / "zeros.bin").write_bytes(bytes(200_000))  # compresses to a few hundred bytes
+    archive = _tar_gz(tmp_path / "ds.tar.gz", src, "ds")
+    assert archive.stat().st_size < 5_000
+    real = shutil.disk_usage
+    monkeypatch.setattr(roots.shutil, "disk_usage", lambda p: real(p)._replace(free=100_000))
+    with pytest.raises(UserError, match=r"holds more than the 0\.0 GiB free"):
+        safe_extract(archive, tmp_path / "cache", "ds")
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing half-extracted is kept
+    monkeypatch.setattr(roots.shutil, "disk_usage", real)
+    assert (safe_extract(archive, tmp_path / "cache", "ds") / "zeros.bin").stat().st_size == 200_000
 
 
 def test_download_checks_md5_and_deletes_mismatch(tmp_path):

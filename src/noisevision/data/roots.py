@@ -53,12 +53,31 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None
 # ------------------------------------------------------------------ archives
 
 
+def _within_free_space(archive: Path, dest: Path) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
+    """tarfile's ``data`` filter, plus a stop once the members would need more than the disk's free
+    space: a small archive can expand into a full disk."""
+    free = shutil.disk_usage(dest).free
+    unpacked = 0
+
+    def check(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+        nonlocal unpacked
+        member = tarfile.data_filter(member, path)
+        unpacked += member.size
+        if unpacked > free:
+            raise UserError(f"refusing to unpack {archive}: it holds more than the {free / 2**30:.1f} GiB "
+                            f"free in {dest.parent}")
+        return member
+
+    return check
+
+
 def safe_extract(archive: str | os.PathLike, dest_parent: str | os.PathLike, member_root: str) -> Path:
     """Unpack ``archive`` and move its top folder ``member_root`` to ``dest_parent/member_root`` atomically.
 
     Raises:
         UserError: unreadable archive, paths escaping the target (absolute paths,
-            ``..``, links pointing outside, devices), or no ``member_root`` inside.
+            ``..``, links pointing outside, devices), more data than the disk has free,
+            or no ``member_root`` inside.
     """
     archive, dest_parent = Path(archive), Path(dest_parent)
     final = dest_parent / member_root
@@ -70,7 +89,7 @@ def safe_extract(archive: str | os.PathLike, dest_parent: str | os.PathLike, mem
         print(f"noisevision: unpacking {archive} into {dest_parent} (once; later runs reuse it)", flush=True)
         try:
             with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
+                tar.extractall(tmp, filter=_within_free_space(archive, tmp))
         except tarfile.FilterError as exc:
             raise UserError(f"refusing to unpack {archive}: it contains unsafe paths ({exc})") from None
         except (tarfile.TarError, EOFError, OSError) as exc:

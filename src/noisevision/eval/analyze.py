@@ -157,7 +157,7 @@ class AnalyzeConfig:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
         if not isinstance(self.params, dict):
             raise ValueError(f"params must be a mapping of name: value, got {self.params!r}")
-        if self.params and not self.data.startswith("gen:"):
+        if self.params and not self.data.startswith(GEN_PREFIX):
             raise ValueError("generator parameters (-p) apply only to gen:<generator> data")
         if not self.encoder:
             raise ValueError(f"encoder must not be empty (default {DEFAULT_ENCODER})")

@@ -56,6 +56,9 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None
 def _within_free_space(archive: Path, dest: Path) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
     """tarfile's ``data`` filter, plus a stop once the members would need more than the disk's free
     space: a small archive can expand into a full disk."""
+    if not hasattr(tarfile, "data_filter"):  # added in Python 3.10.12 and 3.11.4
+        raise UserError(f"cannot unpack {archive} safely: this Python's tarfile lacks the 'data' filter; "
+                        "upgrade Python (3.10.12+, 3.11.4+) or unpack it yourself")
     free = shutil.disk_usage(dest).free
     unpacked = 0
 

@@ -65,6 +65,21 @@ def prepare_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     return path
 
 
+def prepare_output_file(path: str | os.PathLike) -> Path:
+    """Create the folder that will hold the file ``path`` now, so that a bad ``--out`` fails before
+    minutes of work rather than after; returns the path with ``~`` expanded.
+
+    Raises:
+        UserError: the folder cannot be created (a file in the way, permission denied, disk full).
+    """
+    path = Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _user_os_error(exc, path) from None
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -72,7 +72,7 @@ from ..data.imagefolder import available_splits, decode_files, scan_image_folder
 from ..data.roots import DatasetSource, load_split, resolve_dataset
 from ..data.sources import GEN_PREFIX, open_source
 from ..errors import UserError
-from ..fileio import atomic_write_text, user_os_error
+from ..fileio import atomic_write_text, prepare_output_file
 from ..parsing import make_config
 from ..resources import max_workers
 from ..rng import image_rng
@@ -590,10 +590,7 @@ def _output_paths(out: str | None) -> tuple[Path | None, Path | None]:
     json_path = path if path.suffix == ".json" else path / "analysis.json"
     if json_path.is_dir():
         raise UserError(f"--out {json_path} is a directory; name a .json file or a directory to write into")
-    try:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise user_os_error(exc, json_path) from None
+    prepare_output_file(json_path)
     return json_path, json_path.with_suffix(".png")
 
 

@@ -28,7 +28,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,7 @@ from ..augment import build_augmentation
 from ..data.imagefolder import LabeledImages
 from ..data.roots import DatasetSource, default_test_split, list_datasets, load_split, resolve_dataset
 from ..errors import UserError
-from ..fileio import user_os_error, write_json
+from ..fileio import prepare_output_file, write_json
 from ..models import Encoder, build_encoder, list_encoder_specs
 from ..parsing import make_config
 from ..rng import seeded_torch, torch_generator
@@ -299,11 +298,8 @@ def plan_probe(cfg: ProbeConfig, timer: _Timer) -> ProbePlan:
         UserError: unwritable ``out``, bad device, encoder, layer, image size for the encoder,
             dataset or split, or splits with different classes.
     """
-    if cfg.out is not None:  # fail before minutes of work, not after
-        try:
-            Path(cfg.out).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise user_os_error(exc, cfg.out) from None
+    if cfg.out is not None:
+        prepare_output_file(cfg.out)
     device = accel.select_device(cfg.device)
 
     with timer.phase("encoder_s"):

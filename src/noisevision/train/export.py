@@ -51,7 +51,7 @@ from ..eval.features import normalization_for
 from ..fileio import atomic_path
 from ..models import Encoder, create_encoder
 from ..models.base import EXPORT_NAMINGS, ExportNaming
-from ..models.checkpoint import RUN_DIR_FILE, _plain, build_on_meta, load_encoder
+from ..models.checkpoint import RUN_DIR_FILE, _plain, build_on_meta, load_encoder, state_dict_mismatch
 from ..parsing import make_config
 
 FORMAT = "noisevision-backbone"
@@ -222,16 +222,12 @@ def build_backbone(path: str | os.PathLike) -> Encoder:
         if name is None:
             raise UserError(f"{path} holds {key!r}, which is not part of a {arch!r} backbone")
         ours[name] = value
-    # Checked on the meta device first, so metadata asking for a huge model costs nothing.
+    # Checked on the meta device first, so metadata asking for a huge model costs nothing; compared in
+    # the file's own key names, which are the ones a user sees.
     expected = as_backbone(build_on_meta(arch, arch_kwargs, path)).state_dict()
-    missing = sorted(naming.export_key(k) or k for k in expected.keys() - ours.keys())
-    wrong = [f"{naming.export_key(k)} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
-             for k, v in ours.items() if k in expected and v.shape != expected[k].shape]
-    extra = sorted(naming.export_key(k) or k for k in ours.keys() - expected.keys())
-    if missing or extra or wrong:
-        problem = (f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(extra[:3])}" if extra
-                   else f"shape of {', '.join(wrong[:3])}")
-        raise UserError(f"weights in {path} do not fit a {arch!r} backbone with {arch_kwargs}: {problem}")
+    mismatch = state_dict_mismatch({naming.export_key(k) or k: v for k, v in expected.items()}, state)
+    if mismatch is not None:
+        raise UserError(f"weights in {path} do not fit a {arch!r} backbone with {arch_kwargs}: {mismatch}")
     encoder = as_backbone(create_encoder(arch, **arch_kwargs))
     encoder.load_state_dict(ours, strict=True)
     return encoder.eval()

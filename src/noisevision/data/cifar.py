@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .imagefolder import LabeledImages
+from .imagefolder import MAX_CLASSES, LabeledImages
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -32,7 +32,6 @@ CIFAR10_DIR = "cifar-10-batches-py"
 SPLIT_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 # An official batch file is about 31 MB; anything far larger is not one.
 MAX_PICKLE_BYTES = 256 * 2**20
-MAX_CLASSES = 1000
 
 _PLAIN_KINDS = "biuf"  # bool, integer and float arrays: all a CIFAR batch holds
 _ENDIAN = {"<", ">", "|", "=", b"<", b">", b"|", b"="}

@@ -31,6 +31,9 @@ from ..fileio import atomic_path
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 CACHE_FORMAT_VERSION = 1
+# More classes than any labelled dataset is meant to have; a label or class list beyond it is
+# damage, not data (a supervised head has one output per class).
+MAX_CLASSES = 1_000_000
 # Decoding is split into chunks handed to a process pool. Threads do not help: for small
 # images the per-file Python overhead holds the GIL. A pool is only started for at least
 # _MIN_PARALLEL_CHUNKS chunks (its start-up costs about a second).

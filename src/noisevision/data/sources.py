@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import UserError
 from ..generators import create_generator
 from ..rng import image_rng
-from .imagefolder import load_image_folder
+from .imagefolder import MAX_CLASSES, load_image_folder
 from .manifest import LABELS_NAME, NPY_NAME, read_manifest
 
 GEN_PREFIX = "gen:"
@@ -206,10 +206,6 @@ def map_npy(path: Path) -> np.ndarray:
         raise UserError(f"cannot read {path} as a .npy array: {str(exc).splitlines()[0]}") from None
 
 
-# More classes than any labelled dataset is meant to have; a label beyond it is damage, not a class.
-MAX_CLASSES = 1_000_000
-
-
 def read_labels(path: Path, rows: int | None) -> np.ndarray:
     """Read a labels file: ``rows`` (None: any number of) non-negative integers; UserError otherwise."""
     raw = map_npy(path)  # header only: the shape is checked before reading
@@ -219,7 +215,7 @@ def read_labels(path: Path, rows: int | None) -> np.ndarray:
     labels = np.asarray(raw, dtype=np.int64)
     if len(labels) and labels.min() < 0:
         raise UserError(f"{path}: labels must be non-negative class indices, found {labels.min()}")
-    if len(labels) and labels.max() >= MAX_CLASSES:  # a supervised head has one output per class
+    if len(labels) and labels.max() >= MAX_CLASSES:
         raise UserError(f"{path}: labels must be class indices below {MAX_CLASSES:,}, found {labels.max():,}")
     return labels
 

@@ -109,6 +109,30 @@ def test_a_dependency_is_pretrained_only_while_its_dependent_has_probes_to_run(t
     assert pretrained == []
 
 
+def test_extra_seeds_run_every_selected_entry_and_the_dependency_of_each_seed(tmp_path, monkeypatch):
+    """--extra-seeds 1,2 runs each selected entry with seeds 0, 1 and 2 (a spread entry's own spread seeds once),
+    and feature-vis of seed s pretrains the dead-leaves encoder of seed s first."""
+    from noisevision.comparison import suite
+
+    pretrained: list[tuple[str, int]] = []
+    monkeypatch.setattr(suite.SuiteRun, "pretrain_entry",
+                        lambda self, e, cfg, run_dir: pretrained.append((e.key, cfg["seed"])))
+    monkeypatch.setattr(suite.SuiteRun, "probe_entry",
+                        lambda self, e, ds, enc, seed, timings=None: {"entry": e.key, "seed": seed})
+    monkeypatch.setattr(suite, "write_report", lambda rows, *a, **k: {"datasets": [], "rows": rows})
+    summary = suite.run_suite("cpu", only=["feature-vis/checkpoint", "stat/spectrum"], extra_seeds=(1, 2),
+                              out=tmp_path, progress=False, analyze=False)
+    assert sorted((r["entry"], r["seed"]) for r in summary["rows"]) == [
+        (key, s) for key in ("feature-vis/checkpoint", "stat/spectrum") for s in (0, 1, 2)]
+    deps = [p for p in pretrained if p[0] == "dead-leaves/mixed"]
+    assert deps == [("dead-leaves/mixed", s) for s in (0, 1, 2)]
+    for s in (0, 1, 2):  # each seed's dependency before the feature visualisation that uses it
+        assert pretrained.index(("dead-leaves/mixed", s)) < pretrained.index(("feature-vis/checkpoint", s))
+    spread = get_profile("cpu")
+    assert spread.seeds_of("dead-leaves/mixed", 0, (2, 3)) == [0, 1, 2, 3]
+    assert spread.seeds_of("stat/spectrum", 1, (0, 1)) == [1, 0]
+
+
 def test_random_init_baseline_has_the_profile_architecture(tmp_path):
     from noisevision.comparison.suite import SuiteRun, suite_entry
     from noisevision.models import build_encoder

@@ -157,10 +157,10 @@ class Profile:
     description: str = ""
     note: str = ""  # one plain sentence: what a run of this size can and cannot show (printed after the table)
 
-    def seeds_of(self, entry_key: str, seed: int) -> list[int]:
-        """The seeds an entry runs with: ``seed``, and the spread seeds if it is a spread entry."""
+    def seeds_of(self, entry_key: str, seed: int, extra_seeds: Sequence[int] = ()) -> list[int]:
+        """The seeds an entry runs with: ``seed``, the spread seeds if it is a spread entry, then ``extra_seeds``."""
         spread = self.spread_seeds if entry_key in self.spread_entries else ()
-        return [seed] + [s for s in spread if s != seed]
+        return list(dict.fromkeys([seed, *spread, *extra_seeds]))
 
     def __post_init__(self) -> None:
         if not 2 <= self.analyze_images <= 100_000:
@@ -280,10 +280,10 @@ class SuiteRun:
     profile: Profile
     out: Path
     data_root: str | None = None
-    seed: int = 0
     device: str = "auto"
     progress: bool = True
-    dependencies: frozenset[str] = frozenset()  # entries whose encoder an entry still to probe uses
+    # (entry, seed) pairs whose encoder an entry still to probe uses (feature-vis of the same seed's encoder)
+    dependencies: frozenset[tuple[str, int]] = frozenset()
     analyze: bool = False  # also measure each generator entry's data against every evaluation dataset
     report_only: bool = False  # read what is on disk; never generate, train, probe or analyse
 
@@ -362,7 +362,7 @@ class SuiteRun:
         for evals, encoder, run_dir, cfg in self.encoders(entry, datasets, seed):
             timings: dict[str, Any] = {}
             if run_dir is not None:
-                needed = (entry.key in self.dependencies and seed == self.seed) or any(
+                needed = (entry.key, seed) in self.dependencies or any(
                     not self.probe_path(entry, ds, encoder, seed).exists() for ds in evals)
                 if needed:
                     self.pretrain_entry(entry, cfg, run_dir)
@@ -620,6 +620,9 @@ class CompareConfig:
     out: str | None = field(default=None, metadata={"help": "output directory (default results/<profile>/)"})
     data_root: str | None = field(default=None, metadata={"help": "real datasets (default $NOISEVISION_DATA)"})
     seed: int = field(default=0, metadata={"help": "root seed of every entry (default 0)"})
+    extra_seeds: tuple[int, ...] = field(default=(), metadata={
+        "help": "also run every selected entry with these seeds, comma-separated (the profile's spread entries "
+                "run its spread seeds anyway); the report averages each entry over its seeds", "metavar": "SEEDS"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (default auto)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
     suite: str = field(default="paper", metadata={"help": "which suite (default: paper)", "choices": SUITES})
@@ -633,8 +636,8 @@ class CompareConfig:
     def __post_init__(self) -> None:
         if self.suite not in SUITES:
             raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {self.suite!r}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be non-negative, got {self.seed}")
+        if self.seed < 0 or any(s < 0 for s in self.extra_seeds):
+            raise ValueError(f"seeds must be non-negative, got {self.seed} and extra seeds {list(self.extra_seeds)}")
 
     @property
     def out_dir(self) -> Path:
@@ -653,8 +656,8 @@ def compare(config: CompareConfig | dict[str, Any] | str | os.PathLike | None = 
     """
     cfg = make_config(CompareConfig, config, fields, "compare")
     summary = run_suite(cfg.profile, datasets=cfg.datasets, out=cfg.out_dir, only=cfg.only, exclude=cfg.exclude,
-                        data_root=cfg.data_root, seed=cfg.seed, device=cfg.device, progress=cfg.progress,
-                        analyze=cfg.analyze, report_only=cfg.report_only)
+                        data_root=cfg.data_root, seed=cfg.seed, extra_seeds=cfg.extra_seeds, device=cfg.device,
+                        progress=cfg.progress, analyze=cfg.analyze, report_only=cfg.report_only)
     resolved = {**dataclasses.asdict(cfg), "out": str(cfg.out_dir)}
     resolved = {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}
     atomic_write_text(cfg.out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
@@ -670,12 +673,15 @@ def run_suite(
     exclude: Sequence[str] | None = None,
     data_root: str | None = None,
     seed: int = 0,
+    extra_seeds: Sequence[int] = (),
     device: str = "auto",
     progress: bool = True,
     analyze: bool | None = None,
     report_only: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) a profile; write rows.jsonl, results.md and charts; return the summary.
+
+    Each entry runs with ``seed``, the profile's spread seeds if it is a spread entry, and ``extra_seeds``.
 
     ``analyze`` (None: the profile's) also measures each generator entry's data (cached under ``analysis/``).
     ``report_only`` reports the (entry, seed) runs whose results are all on disk and lists the others as not
@@ -694,26 +700,30 @@ def run_suite(
         raise UserError(f"no results of profile {prof.name!r} in {out_dir}: it is not a folder; pass the --out "
                         "the suite ran with")
     prepare_output_dir(out_dir)
-    run = SuiteRun(prof, out_dir, data_root=data_root, seed=seed, device=device, progress=progress,
+    run = SuiteRun(prof, out_dir, data_root=data_root, device=device, progress=progress,
                    analyze=prof.analyze if analyze is None else analyze, report_only=report_only)
-    # An entry whose encoder another entry uses (feature-vis of the dead-leaves encoder) runs first; its
-    # encoder is only (re)built while a dependent entry still has probes to run, and a dependency that
-    # is not selected runs unreported.
+
+    def seeds(entry: Entry) -> list[int]:
+        return prof.seeds_of(entry.key, seed, extra_seeds)
+
+    # An entry whose encoder another entry uses (feature-vis of the dead-leaves encoder of the same seed)
+    # runs first; its encoder is only (re)built while a dependent entry still has probes to run, and a
+    # dependency that is not selected runs unreported.
     deps = {e.needs for e in entries if e.needs}
     if not report_only:
-        run.dependencies = frozenset(e.needs for e in entries if e.needs and run.probes_missing(e, dsets, seed))
+        run.dependencies = frozenset((e.needs, s) for e in entries if e.needs for s in seeds(e)
+                                     if run.probes_missing(e, dsets, s))
     order = sorted(entries, key=lambda e: 0 if e.key in deps else 1)
-    for dep in run.dependencies - {e.key for e in entries}:
-        order.insert(0, dataclasses.replace(suite_entry(dep), family="(dependency)"))
+    selected_runs = {(e.key, s) for e in entries for s in seeds(e)}
     rows: list[dict[str, Any]] = []
     not_run: list[str] = []
     t0 = time.perf_counter()
+    for dep, s in sorted(run.dependencies - selected_runs):  # only their encoders are needed, unreported
+        entry = suite_entry(dep)
+        run_dir, cfg = run.run_dir_for(entry, None, s)
+        run.pretrain_entry(entry, cfg, run_dir)
     for entry in order:
-        if entry.family == "(dependency)":  # only its encoder is needed
-            run_dir, cfg = run.run_dir_for(entry, None, seed)
-            run.pretrain_entry(entry, cfg, run_dir)
-            continue
-        for s in prof.seeds_of(entry.key, seed):
+        for s in seeds(entry):
             if report_only and run.probes_missing(entry, dsets, s):
                 not_run.append(entry.key if s == seed else f"{entry.key} (seed {s})")
                 continue

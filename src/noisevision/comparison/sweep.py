@@ -240,7 +240,7 @@ def sweep(config: SweepConfig | Mapping[str, Any] | str | os.PathLike | None = N
     rows = []
     analyze = profile.analyze if cfg.analyze is None else cfg.analyze
     for point in points:
-        run = SuiteRun(point_profile(profile, cfg.generator, point), out, data_root=cfg.data_root, seed=cfg.seed,
+        run = SuiteRun(point_profile(profile, cfg.generator, point), out, data_root=cfg.data_root,
                        device=cfg.device, progress=cfg.progress, analyze=analyze)
         for row in run.run_entry(sweep_entry(cfg.generator, point), datasets, cfg.seed):
             rows.append({**row, "param": cfg.param, "value": point.label, "x": point.x, "default": point.default})
@@ -265,7 +265,7 @@ def random_floor_rows(profile: Profile, cfg: SweepConfig, out: Path, datasets: S
     """The random-init encoder's rows (``floor: True``) for the sweep's seed and, where the profile runs
     random init with spread seeds, for those too: the suite's floor, probed in ``out`` (or found there)."""
     entry = suite_entry(RANDOM_KEY)
-    run = SuiteRun(profile, out, data_root=cfg.data_root, seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+    run = SuiteRun(profile, out, data_root=cfg.data_root, device=cfg.device, progress=cfg.progress)
     return [{**row, "param": cfg.param, "value": RANDOM_LABEL, "x": None, "default": False, "floor": True}
             for s in profile.seeds_of(RANDOM_KEY, cfg.seed) for row in run.run_entry(entry, datasets, s)]
 

@@ -60,6 +60,7 @@ from noisevision.eval.linear import fit_linear_probe, standardize, topk_accuracy
 from noisevision.fileio import atomic_write_text, write_json
 from noisevision.generators import get_spec
 from noisevision.models import build_encoder
+from noisevision.plotting import pyplot, save_png
 from noisevision.train import PretrainConfig, pretrain
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,11 +69,11 @@ BATCH, CROP, LR, WIDTH = 256, 32, 0.12, 0.5
 TIN_CLASSES, TIN_TRAIN_PER_CLASS = 100, 250
 CIFAR_TRAIN_PER_CLASS = 2500
 
-ANCHORS = {
+ANCHORS = {  # in the paper's order
     "random": "baseline/random-init",
     "real": "baseline/real",
-    "deadleaves": "dead-leaves/textured",
     "stylegan": "stylegan/oriented",
+    "deadleaves": "dead-leaves/textured",
     "spectrum": "stat/spectrum",
 }
 
@@ -318,21 +319,29 @@ KNOBS: tuple[tuple[str, str, Any, dict[str, Any]], ...] = (
 KNOB_READOUTS = ("fc6", "knn")  # the headline linear read-out and kNN, as "fc6 / knn" in each cell
 
 
+def knob_results(results: dict[str, dict[str, Any]], dataset: str, key: str, fixed: dict[str, Any]
+                 ) -> dict[str, dict[Any, dict[str, float]]]:
+    """Per anchor, the evaluations on ``dataset`` of the finished runs that vary ``key`` with ``fixed`` held,
+    by the value of ``key``; only anchors with two values or more. The real baseline ignores the render size."""
+    found: dict[str, dict[Any, dict[str, float]]] = {}
+    for res in results.values():
+        st, ev = res["settings"], res["evals"].get(dataset)
+        if not ev or _is_random(res) or (key == "render" and st["anchor"] == "real"):
+            continue
+        if all(st.get(k) == v for k, v in fixed.items()):  # the real baseline keeps the default render
+            found.setdefault(st["anchor"], {})[st[key]] = ev
+    return {a: by_value for a, by_value in found.items() if len(by_value) > 1}
+
+
 def _knob_tables(results: dict[str, dict[str, Any]], dataset: str) -> list[str]:
     """One table per knob: rows are anchors, columns the knob's values, cells ``fc6 / knn`` of the finished runs.
 
-    A knob appears once some anchor has two of its values; the real baseline ignores the render size.
+    A knob appears once some anchor has two of its values.
     """
     lines: list[str] = []
     for title, key, label, fixed in KNOBS:
-        cells: dict[str, dict[Any, str]] = {}
-        for res in results.values():
-            st, ev = res["settings"], res["evals"].get(dataset)
-            if not ev or _is_random(res) or (key == "render" and st["anchor"] == "real"):
-                continue
-            if all(st.get(k) == v for k, v in fixed.items()):  # the real baseline keeps the default render
-                cells.setdefault(st["anchor"], {})[st[key]] = " / ".join(f"{ev[r]:.1f}" for r in KNOB_READOUTS)
-        cells = {a: c for a, c in cells.items() if len(c) > 1}
+        cells = {a: {v: " / ".join(f"{ev[r]:.1f}" for r in KNOB_READOUTS) for v, ev in by_value.items()}
+                 for a, by_value in knob_results(results, dataset, key, fixed).items()}
         if not cells:
             continue
         values = sorted({v for c in cells.values() for v in c})
@@ -394,13 +403,56 @@ def _anchor_orders(results: dict[str, dict[str, Any]], dataset: str) -> list[str
     return lines
 
 
+DATASET_TITLES = {
+    "cifar10": f"CIFAR-10 ({CIFAR_TRAIN_PER_CLASS * 10 // 1000}k train subset / 10k test)",
+    "tin100": f"Tiny-ImageNet-32, {TIN_CLASSES}-class subset ({TIN_TRAIN_PER_CLASS} / 50 per class)",
+}
+LENGTH_CHART = "training_length.png"
+
+
+def plot_training_length(results: dict[str, dict[str, Any]]) -> bool:
+    """Draw each anchor's top-1 against training steps (fc6 and kNN, one row per dataset) over random init's
+    seed band into ``training_length.png``; False (and no file) while no anchor has two training lengths."""
+    curves = {ds: knob_results(results, ds, "steps", LENGTH_FIXED) for ds in DATASET_TITLES}
+    curves = {ds: by_anchor for ds, by_anchor in curves.items() if by_anchor}
+    if not curves:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(len(curves), len(KNOB_READOUTS), figsize=(5.2 * len(KNOB_READOUTS), 3.8 * len(curves)),
+                             squeeze=False)
+    for row, (ds, by_anchor) in zip(axes, curves.items()):
+        steps = sorted({s for by_steps in by_anchor.values() for s in by_steps})
+        for ax, readout in zip(row, KNOB_READOUTS):
+            for anchor in (a for a in ANCHORS if a in by_anchor):
+                xs = sorted(by_anchor[anchor])
+                ax.plot(xs, [by_anchor[anchor][x][readout] for x in xs], marker="o", label=ANCHORS[anchor])
+            floor = random_spread(results, ds, readout)
+            if floor:
+                mean, sd = floor
+                ax.axhline(mean, color="grey", ls="--", lw=1, label="random init (mean ± sd of its seeds)")
+                ax.axhspan(mean - sd, mean + sd, color="grey", alpha=0.2, lw=0)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(steps, [f"{s:,}" for s in steps])
+            ax.minorticks_off()
+            ax.set_xlabel("training steps of 256 images")
+            ax.set_ylabel(f"{readout} top-1 (%)")
+            ax.set_title(DATASET_TITLES[ds].split(" (")[0], fontsize=10)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Protocol study: training length (128 px renders, fixed 10k images, seed 0)", fontsize=11)
+    fig.tight_layout()
+    save_png(fig, OUT / LENGTH_CHART, dpi=110)
+    return True
+
+
 def write_report() -> str:
     results = load_results()
     runs = study_runs()
     ordered = [(k, results[k]) for k in runs if k in results] + [(k, v) for k, v in results.items() if k not in runs]
     lines = ["# Protocol study: tables (generated by `bench/protocol_study.py --report`)", ""]
-    for ds, title in (("cifar10", f"CIFAR-10 ({CIFAR_TRAIN_PER_CLASS * 10 // 1000}k train subset / 10k test)"),
-                      ("tin100", f"Tiny-ImageNet-32, {TIN_CLASSES}-class subset ({TIN_TRAIN_PER_CLASS} / 50 per class)")):
+    if plot_training_length(results):
+        lines += [f"![top-1 against training steps]({LENGTH_CHART})", ""]
+    for ds, title in DATASET_TITLES.items():
         lines += [f"## {title}", ""] + _table(ordered, ds) + [""]
         spread = {r: random_spread(results, ds, r) for r in READOUTS}
         if any(spread.values()):

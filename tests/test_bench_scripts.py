@@ -63,6 +63,8 @@ def test_protocol_study_report_gives_one_table_per_knob_from_the_finished_runs(t
     put(Run("stylegan", render=128, steps=1560, online=True), 60.0, 44.0)  # not a fixed-image run: no anchor order
     text = study.write_report()
     assert (tmp_path / "tables.md").read_text() == text + "\n"
+    assert "![top-1 against training steps](training_length.png)" in text  # real has two training lengths
+    assert (tmp_path / "training_length.png").read_bytes().startswith(b"\x89PNG")
     length = text.split("### Training length")[1].split("###")[0]
     assert "| anchor | 390 steps | 1,560 steps |" in length
     assert "| real | 56.0 / 45.0 | 62.0 / 53.0 |" in length

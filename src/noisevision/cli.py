@@ -240,7 +240,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
 def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain",
-        help="pretrain an encoder with contrastive SSL on noise images",
+        help="pretrain an encoder on noise images: contrastive SSL, or supervised on generator labels",
         description="Pretrain an encoder (YAML --config first, flags on top; flags are named like "
         "PretrainConfig fields). Multi-process: torchrun --nproc_per_node=K -m noisevision pretrain ...",
     )

@@ -43,6 +43,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -319,16 +320,23 @@ KNOBS: tuple[tuple[str, str, Any, dict[str, Any]], ...] = (
 KNOB_READOUTS = ("fc6", "knn")  # the headline linear read-out and kNN, as "fc6 / knn" in each cell
 
 
+def _trained_runs(results: dict[str, dict[str, Any]], dataset: str, fixed: dict[str, Any]
+                  ) -> Iterator[tuple[dict[str, Any], dict[str, float]]]:
+    """(settings, evaluation on ``dataset``) of each finished trained run whose settings include ``fixed``
+    (the real baseline keeps the default render size, so it matches a fixed 128 px)."""
+    for res in results.values():
+        st, ev = res["settings"], res["evals"].get(dataset)
+        if ev and not _is_random(res) and all(st.get(k) == v for k, v in fixed.items()):
+            yield st, ev
+
+
 def knob_results(results: dict[str, dict[str, Any]], dataset: str, key: str, fixed: dict[str, Any]
                  ) -> dict[str, dict[Any, dict[str, float]]]:
     """Per anchor, the evaluations on ``dataset`` of the finished runs that vary ``key`` with ``fixed`` held,
     by the value of ``key``; only anchors with two values or more. The real baseline ignores the render size."""
     found: dict[str, dict[Any, dict[str, float]]] = {}
-    for res in results.values():
-        st, ev = res["settings"], res["evals"].get(dataset)
-        if not ev or _is_random(res) or (key == "render" and st["anchor"] == "real"):
-            continue
-        if all(st.get(k) == v for k, v in fixed.items()):  # the real baseline keeps the default render
+    for st, ev in _trained_runs(results, dataset, fixed):
+        if not (key == "render" and st["anchor"] == "real"):
             found.setdefault(st["anchor"], {})[st[key]] = ev
     return {a: by_value for a, by_value in found.items() if len(by_value) > 1}
 
@@ -383,9 +391,8 @@ def _anchor_orders(results: dict[str, dict[str, Any]], dataset: str) -> list[str
     training length, on every read-out."""
     synthetic = ("stylegan", "deadleaves", "spectrum")  # the paper's order
     by_steps: dict[int, dict[str, dict[str, float]]] = {}
-    for res in results.values():
-        st, ev = res["settings"], res["evals"].get(dataset)
-        if ev and st["anchor"] in synthetic and all(st.get(k) == v for k, v in LENGTH_FIXED.items()):
+    for st, ev in _trained_runs(results, dataset, LENGTH_FIXED):
+        if st["anchor"] in synthetic:
             by_steps.setdefault(st["steps"], {})[st["anchor"]] = ev
     floor = {r: random_spread(results, dataset, r) for r in READOUTS}
     if not all(floor.values()):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from noisevision.cli import main
@@ -314,7 +315,6 @@ def test_the_demo_profile_says_what_it_can_show():
 
 def test_a_profile_file_and_a_config_file(tmp_path, capsys):
     """--profile takes a YAML file as well as a shipped name; --config takes the run's settings."""
-    import yaml
 
     from noisevision.comparison.suite import PROFILE_DIR
 
@@ -403,7 +403,6 @@ def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
 def test_gpu_profile_runs_on_cpu_at_a_tiny_scale(tmp_path, capsys, two_class_folder):
     """The gpu profile's geometry (128 px renders, 64 px crops, the 64 px SmallAlexNet, 64 px probe) runs
     end to end; only the budget is shrunk, so a GPU run meets no untested setting."""
-    import yaml
 
     from noisevision.comparison.suite import PROFILE_DIR
 
@@ -430,7 +429,6 @@ def test_a_profile_pins_its_precision_on_a_machine_that_prefers_bf16(precision, 
                                                                        monkeypatch, two_class_folder):
     """A suite run in pieces may resume on a CPU where `auto` picks bf16 (one with AMX): a profile that says
     fp32 trains and probes in fp32 there, and the rows record the arithmetic each run used."""
-    import yaml
 
     from noisevision import accel
     from noisevision.comparison.suite import PROFILE_DIR
@@ -499,8 +497,10 @@ def test_committed_results_rebuild_without_training(profile, tmp_path, data_root
     out = tmp_path / profile
     shutil.copytree(committed, out, ignore=shutil.ignore_patterns("data", "runs"))
     part_way = "not_run" in json.loads((committed / "summary.json").read_text())
+    extra_seeds = yaml.safe_load((committed / "config.yaml").read_text()).get("extra_seeds")  # as it was run
     args = ["compare", "--profile", profile, "--datasets", "cifar10", "--out", str(out), "--data-root", str(data_root),
-            "--no-progress"] + (["--report-only"] if part_way else [])
+            "--no-progress"] + (["--report-only"] if part_way else []) + (
+            ["--extra-seeds", ",".join(map(str, extra_seeds))] if extra_seeds else [])
     assert main(args) == 0
     assert not (out / "runs").exists() and not (out / "data").exists()
     rows = (out / "rows.jsonl").read_text()

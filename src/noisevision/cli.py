@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+from .comparison.report import dataset_headline
 from .comparison.suite import CompareConfig, compare, get_profile
 from .comparison.sweep import SweepConfig, sweep
 from .data.manifest import read_manifest
@@ -293,15 +294,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = cfg.out_dir
     print((out / "results.md").read_text())
     for s in summary["datasets"]:
-        rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
-        gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
-        ci, seeds = s.get("spearman_ci", {}), s.get("spearman_ci_seeds") or {}
-        if ci.get("available"):
-            with_seeds = (f"; {seeds['low']:.2f} to {seeds['high']:.2f} counting training seeds"
-                          if seeds.get("available") else "")
-            rho += f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f}{with_seeds})"
-        best = f" (best: {s['best_entry']})" if s["best_entry"] else ""
-        print(f"{s['dataset']}: Spearman vs paper {rho}; gap closure {gap}{best}")
+        print(dataset_headline(s))
     print(f"charts and tables in {out}/")
     note = get_profile(cfg.profile).note
     if note:

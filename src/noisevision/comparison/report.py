@@ -10,7 +10,7 @@ from typing import Any
 
 from ..fileio import atomic_write_text
 from ..plotting import pyplot, save_png
-from .stats import DEFAULT_REPLICATES, order_agreement, rank_table, spearman_interval, trained_seed_sd
+from .stats import DEFAULT_REPLICATES, MIN_RANKED, order_agreement, rank_table, spearman_interval, trained_seed_sd
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
@@ -87,7 +87,7 @@ def comparison_summary(rows: Sequence[dict[str, Any]], dataset: str, metric: str
     # the paper's own families only: fractal/ifs shows FractalDB's number for reference but is not one of them
     paper = [r for r in rs if r.get("paper_family") and r.get("paper_top1") is not None]
     rho = None
-    if len(paper) >= 3:
+    if len(paper) >= MIN_RANKED:
         rho = float(spearmanr([r[metric] for r in paper], [r["paper_top1"] for r in paper]).statistic)
     rand = next((r[metric] for r in rs if r["kind"] == "random"), None)
     real = next((r[metric] for r in rs if r["kind"] == "real"), None)
@@ -281,7 +281,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, pro
                          f"top-1 sd **{sp['top1_std']:.2f}**{bn_sd}{knn_sd}.\n")
         lines += _trained_spread_lines(s, metrics)
         lines += _rank_section(s, metrics)
-        if len(s["rank_table"]) >= 3:
+        if len(s["rank_table"]) >= MIN_RANKED:
             rank_plot(agg, s, d, out_dir / f"ranks_{_slug(d)}.png", metrics)
             lines.append(f"![our accuracy against the paper's, per paper family](ranks_{_slug(d)}.png)\n")
         lines.append(f"![chart](chart_{_slug(d)}.png)\n")
@@ -354,19 +354,49 @@ def compute_time(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _summary_sentence(s: dict[str, Any], label: str) -> str:
-    rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
-    gap = "n/a" if s["gap_closure"] is None else f"{100 * s['gap_closure']:.0f}%"
+    """One results.md line per metric: the Spearman correlation with the paper (given 3 or more of its
+    families), the gap closure (given both baselines) or else the best entry's margin over random init,
+    and real minus random against the seed noise."""
+    parts = []
+    if s["paper_families_compared"] >= MIN_RANKED:
+        rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
+        parts.append(f"Spearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper "
+                     f"families): **{rho}**.")
     best = f" ({s['best_entry']})" if s["best_entry"] else ""
-    signal = ""
+    if s["gap_closure"] is not None:
+        parts.append(f"Gap closure of the best synthetic entry{best}: **{100 * s['gap_closure']:.0f}%** "
+                     "(best - random) / (real - random).")
+    elif s["best_top1"] is not None and s["random_top1"] is not None:
+        parts.append(f"Best synthetic entry{best} minus random init: **{s['best_top1'] - s['random_top1']:+.1f}** "
+                     "points.")
     if s.get("real_minus_random") is not None:
-        signal = f" Real minus random: **{s['real_minus_random']:.1f}** points"
+        signal = f"Real minus random: **{s['real_minus_random']:.1f}** points"
         if s.get("gap_in_seed_sds") is not None:
             signal += (f", {s['gap_in_seed_sds']:.0f} times the largest seed-to-seed sd "
                        f"({s['largest_seed_sd']:.2f}, {s['largest_seed_sd_entry']})")
-        signal += "."
-    return (f"{label}: Spearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper "
-            f"families): **{rho}**. Gap closure of the best synthetic entry{best}: **{gap}** "
-            f"(best - random) / (real - random).{signal}\n")
+        parts.append(signal + ".")
+    return f"{label}: {' '.join(parts) or 'no baseline or paper family to compare with.'}\n"
+
+
+def dataset_headline(s: dict[str, Any]) -> str:
+    """One line per dataset for the terminal: the Spearman correlation with its intervals, and the gap
+    closure (or the best entry's margin over random init), under the same conditions as results.md."""
+    parts = []
+    if s["paper_families_compared"] >= MIN_RANKED:
+        rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
+        ci, seeds = s.get("spearman_ci", {}), s.get("spearman_ci_seeds") or {}
+        if ci.get("available"):
+            with_seeds = (f"; {seeds['low']:.2f} to {seeds['high']:.2f} counting training seeds"
+                          if seeds.get("available") else "")
+            rho += f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f}{with_seeds})"
+        parts.append(f"Spearman vs paper {rho}")
+    best = f" (best: {s['best_entry']})" if s["best_entry"] else ""
+    if s["gap_closure"] is not None:
+        parts.append(f"gap closure {100 * s['gap_closure']:.0f}%{best}")
+    elif s["best_top1"] is not None and s["random_top1"] is not None:
+        parts.append(f"best minus random init {s['best_top1'] - s['random_top1']:+.1f} points{best}")
+    label = METRIC_LABELS[s["metric"]][0].lower() + METRIC_LABELS[s["metric"]][1:]
+    return f"{s['dataset']}, {label}: {'; '.join(parts) or 'nothing to compare'}"
 
 
 def _trained_spread_lines(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
@@ -402,8 +432,9 @@ def _interval_text(ci: dict[str, Any]) -> str:
 def _rank_section(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
     """results.md lines: the rank table, the intervals of the correlation, and the order agreement."""
     table = s["rank_table"]
-    if not table:
-        return []
+    if len(table) < MIN_RANKED:
+        return [f"No ranking against the paper: this run has {len(table)} of its families, and a rank correlation "
+                f"needs at least {MIN_RANKED}.\n"] if table else []
     parts = _metric_parts(s)
     short = {"top1": "top-1", "top1_bn": "top-1 BN re-est.", "knn": "kNN"}
     cols, heads = ["family", "entry", "paper_top1", "paper_rank"], ["family", "generator", "paper IN-100 top-1",
@@ -431,32 +462,35 @@ def _rank_section(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:
         lines.append("\nThe interval counting training seeds also draws, in each replicate, every single-seed "
                      "entry's value around its own with the trained encoders' pooled seed sd (above), for the "
                      "seed it did not run.")
-    seed_noise = any("swaps_within_seed_noise" in w for m in metrics for w in parts[m]["orders"]["within_family"])
-    lines.append("\nOrder within each family (Kendall tau with the paper's order; `x < y`: we rank x, the paper's "
-                 "higher one, below y; a swap is *within test-image noise* when the 95% interval of the paired "
-                 "difference over the test images includes zero" +
-                 (", and *within seed noise* when the interval that also counts retraining each side with "
-                  "another seed (the pooled seed sd above) does):\n" if seed_noise else
-                  ", and training seeds add noise on top):\n"))
     within = {m: parts[m]["orders"]["within_family"] for m in metrics}
     fams = [w["family"] for w in within[metrics[0]]]
-    rows = []
-    for fam in fams:
-        row = {"family": fam, "paper": " > ".join(next(w for w in within[metrics[0]] if w["family"] == fam)
-                                                  ["paper_order"])}
-        for m in metrics:
-            w = next((w for w in within[m] if w["family"] == fam), None)
-            row[m] = None if w is None else _agreement_text(w)
-        rows.append(row)
-    lines.append(markdown_table(rows, ["family", "paper", *metrics],
-                                ["family", "paper order (best first)", *[short.get(m, m) for m in metrics]]))
+    if fams:  # only families with two or more members run have an order
+        seed_noise = any("swaps_within_seed_noise" in w for m in metrics for w in within[m])
+        lines.append("\nOrder within each family (Kendall tau with the paper's order; `x < y`: we rank x, the "
+                     "paper's higher one, below y; a swap is *within test-image noise* when the 95% interval of the "
+                     "paired difference over the test images includes zero" +
+                     (", and *within seed noise* when the interval that also counts retraining each side with "
+                      "another seed (the pooled seed sd above) does):\n" if seed_noise else
+                      ", and training seeds add noise on top):\n"))
+        rows = []
+        for fam in fams:
+            row = {"family": fam, "paper": " > ".join(next(w for w in within[metrics[0]] if w["family"] == fam)
+                                                      ["paper_order"])}
+            for m in metrics:
+                w = next((w for w in within[m] if w["family"] == fam), None)
+                row[m] = None if w is None else _agreement_text(w)
+            rows.append(row)
+        lines.append(markdown_table(rows, ["family", "paper", *metrics],
+                                    ["family", "paper order (best first)", *[short.get(m, m) for m in metrics]]))
     across = parts[metrics[0]]["orders"]["across_family"]
-    lines.append(f"Across families (mean of each family's members above): paper "
-                 f"{' > '.join(across['paper_order'])}.\n")
-    for m in metrics:
-        a = parts[m]["orders"]["across_family"]
-        rho = "n/a" if a["spearman"] is None else f"{a['spearman']:.2f}"
-        lines.append(f"- {METRIC_LABELS[m]}: {' > '.join(a['our_order'])} ({_agreement_text(a)}; Spearman {rho})")
+    if len(across["paper_order"]) >= 2:
+        lines.append(f"Across families (mean of each family's members above): paper "
+                     f"{' > '.join(across['paper_order'])}.\n")
+        for m in metrics:
+            a = parts[m]["orders"]["across_family"]
+            rho = "n/a" if a["spearman"] is None else f"{a['spearman']:.2f}"
+            lines.append(f"- {METRIC_LABELS[m]}: {' > '.join(a['our_order'])} ({_agreement_text(a)}; "
+                         f"Spearman {rho})")
     lines.append("")
     return lines
 

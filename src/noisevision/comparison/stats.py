@@ -32,6 +32,7 @@ from ..eval.outcomes import decode_outcomes
 # row metric -> the probe's per-image outcome it is the mean of
 OUTCOME_OF_METRIC = {"top1": "linear_top1", "knn": "knn_top1", "top1_bn": "linear_top1"}
 DEFAULT_REPLICATES = 1000
+MIN_RANKED = 3  # paper families a rank correlation needs
 _CHUNK = 100  # replicates drawn at once: bounds the (chunk, n_test) count matrix
 
 
@@ -128,9 +129,9 @@ def spearman_interval(rows: Sequence[dict[str, Any]], dataset: str, metric: str 
     by_entry: dict[str, list[dict[str, Any]]] = {}
     for r in _paper_rows(rows, dataset, metric):
         by_entry.setdefault(r["entry"], []).append(r)
-    if len(by_entry) < 3:
+    if len(by_entry) < MIN_RANKED:
         return _unavailable(base, f"{len(by_entry)} of the paper's families have a {metric} result on {dataset}; "
-                                  "a rank correlation needs at least 3")
+                                  f"a rank correlation needs at least {MIN_RANKED}")
     means = [float(np.mean([r[metric] for r in rs])) for rs in by_entry.values()]
     paper = [rs[0]["paper_top1"] for rs in by_entry.values()]
     constant = len(set(means)) < 2 or len(set(paper)) < 2

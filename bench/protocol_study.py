@@ -410,10 +410,10 @@ def _anchor_orders(results: dict[str, dict[str, Any]], dataset: str) -> list[str
     return lines
 
 
-DATASET_TITLES = {
-    "cifar10": f"CIFAR-10 ({CIFAR_TRAIN_PER_CLASS * 10 // 1000}k train subset / 10k test)",
-    "tin100": f"Tiny-ImageNet-32, {TIN_CLASSES}-class subset ({TIN_TRAIN_PER_CLASS} / 50 per class)",
-}
+DATASET_NAMES = {"cifar10": "CIFAR-10", "tin100": f"Tiny-ImageNet-32, {TIN_CLASSES}-class subset"}
+DATASET_SPLITS = {"cifar10": f"{CIFAR_TRAIN_PER_CLASS * 10 // 1000}k train subset / 10k test",
+                  "tin100": f"{TIN_TRAIN_PER_CLASS} / 50 per class"}
+DATASET_TITLES = {ds: f"{name} ({DATASET_SPLITS[ds]})" for ds, name in DATASET_NAMES.items()}
 LENGTH_CHART = "training_length.png"
 
 
@@ -443,7 +443,7 @@ def plot_training_length(results: dict[str, dict[str, Any]]) -> bool:
             ax.minorticks_off()
             ax.set_xlabel("training steps of 256 images")
             ax.set_ylabel(f"{readout} top-1 (%)")
-            ax.set_title(DATASET_TITLES[ds].split(" (")[0], fontsize=10)
+            ax.set_title(DATASET_NAMES[ds], fontsize=10)
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle("Protocol study: training length (128 px renders, fixed 10k images, seed 0)", fontsize=11)

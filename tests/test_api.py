@@ -82,3 +82,13 @@ def test_cli_help_lists_registry_names(capsys):
 
     for name in list_encoders() + list_methods() + list_aug_presets():
         assert name in text
+
+
+def test_a_stray_argument_is_reported_with_the_usage_of_its_command(capsys):
+    """`noisevision probe ckpt.pt` (the encoder is --encoder): the error names the command and shows its
+    usage, not the top-level one, which says nothing about the flags the user needs."""
+    with pytest.raises(SystemExit) as exc:
+        main(["probe", "ckpt.pt"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "noisevision probe: error: unrecognized arguments: ckpt.pt" in err and "--encoder ENCODER" in err

@@ -380,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(sub)
     _add_sweep_parser(sub)
     _add_export_analyze_parsers(sub)
+    for command_parser in sub.choices.values():  # so a stray argument is reported with that command's usage
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
@@ -392,7 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv[0] = new
     try:
         # Building the parser lists the registries (for the help), which imports plugins: inside the try.
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"noisevision: error: {exc}", file=sys.stderr)

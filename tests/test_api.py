@@ -92,3 +92,10 @@ def test_a_stray_argument_is_reported_with_the_usage_of_its_command(capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert "noisevision probe: error: unrecognized arguments: ckpt.pt" in err and "--encoder ENCODER" in err
+
+
+def test_a_misspelt_config_key_is_named_before_the_field_it_leaves_missing(tmp_path, capsys):
+    config = tmp_path / "gen.yaml"
+    config.write_text(yaml.safe_dump({"generator": "dead-leaves/mixed", "num_image": 5}))
+    assert main(["generate", "--config", str(config), "-o", str(tmp_path / "ds")]) == 2
+    assert "generate has no parameter 'num_image' (did you mean: num_images?)" in capsys.readouterr().err

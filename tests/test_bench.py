@@ -512,6 +512,14 @@ def test_committed_results_rebuild_without_training(profile, tmp_path, data_root
     assert "Spearman" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_the_machine_lacks_fails_before_any_work(tmp_path, data_root, capsys):
+    out = tmp_path / "quick"
+    args = ["compare", "--profile", "quick", "--out", str(out), "--data-root", str(data_root), "--device", "cuda"]
+    assert main(args) == 2
+    assert "CUDA is not available" in capsys.readouterr().err and not out.exists()
+
+
 def test_report_only_reads_what_is_on_disk_and_lists_the_rest(tmp_path, data_root, capsys, monkeypatch):
     """A suite run in pieces can be reported between them: runs without results are listed, never started."""
     _refuse_work(monkeypatch, "--report-only started work")

@@ -27,7 +27,7 @@ from .eval.analyze import AnalyzeConfig, analyze, summary_lines
 from .eval.probe import ProbeConfig, probe, summary_table
 from .generators import dynamic_prefixes, get_spec, list_generators, parse_param_overrides
 from .generators.base import params_to_dict
-from .parsing import load_yaml, make_config, parse_kv
+from .parsing import check_field_names, load_yaml, make_config, parse_kv
 from .preview import preview, preview_all
 from .train.config import PretrainConfig, build_config
 from .train.export import ExportConfig, export
@@ -82,6 +82,7 @@ def config_values(args: argparse.Namespace, cls: type, command: str) -> dict[str
     """The YAML of ``--config`` with the given flags on top; UserError when a required field is missing."""
     values = load_yaml(args.config_file) if args.config_file else {}
     values = {k.replace("-", "_"): v for k, v in values.items()}
+    check_field_names(cls, values, command)  # a misspelt key before "needs --x", which it may be the cause of
     for f in dataclasses.fields(cls):
         given = getattr(args, f.name, None)
         if given is None:

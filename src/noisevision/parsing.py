@@ -153,6 +153,15 @@ def check_scalar(value: Any, annotation: Any, name: str) -> None:
         raise ValueError(f"{name} must be {' or '.join(SCALAR_KINDS[t] for t in kinds)}, got {value!r}")
 
 
+def check_field_names(params_cls: type, keys: Iterable[str], where: str) -> None:
+    """UserError (with a did-you-mean) for the first key that names no field of ``params_cls``."""
+    fields = [f.name for f in dataclasses.fields(params_cls)]
+    for key in keys:
+        if key.replace("-", "_") not in fields:
+            raise UserError(f"{where} has no parameter {key!r}{did_you_mean(key.replace('-', '_'), fields)}; "
+                            f"its parameters are: {', '.join(fields)}")
+
+
 def resolve_params(params_cls: type, defaults: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> Any:
     """Build a ``params_cls`` instance from defaults plus (possibly string) overrides.
 
@@ -162,13 +171,9 @@ def resolve_params(params_cls: type, defaults: Mapping[str, Any], overrides: Map
     fields = {f.name: f for f in dataclasses.fields(params_cls)}
     hints = typing.get_type_hints(params_cls)
     values = dict(defaults)
+    check_field_names(params_cls, overrides, where)
     for key, raw in overrides.items():
         key_ = key.replace("-", "_")
-        if key_ not in fields:
-            raise UserError(
-                f"{where} has no parameter {key!r}{did_you_mean(key_, fields)}; "
-                f"its parameters are: {', '.join(fields)}"
-            )
         try:
             values[key_] = coerce(raw, hints[key_], key_)
         except (TypeError, ValueError) as exc:

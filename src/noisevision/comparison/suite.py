@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ..accel import check_pinnable_precision, pinned_precision
+from ..accel import check_pinnable_precision, pinned_precision, select_device
 from ..data.imagefolder import available_splits, scan_image_folder
 from ..data.roots import default_test_split, folder_of, list_datasets, resolve_dataset
 from ..data.writer import generate_dataset
@@ -286,6 +286,10 @@ class SuiteRun:
     dependencies: frozenset[tuple[str, int]] = frozenset()
     analyze: bool = False  # also measure each generator entry's data against every evaluation dataset
     report_only: bool = False  # read what is on disk; never generate, train, probe or analyse
+
+    def __post_init__(self) -> None:
+        if not self.report_only:
+            select_device(self.device)  # a device this machine lacks fails now, not after the first entry's work
 
     # ---------------------------------------------------------------- data
 
@@ -699,9 +703,9 @@ def run_suite(
     if report_only and not out_dir.is_dir():  # reading only: create nothing
         raise UserError(f"no results of profile {prof.name!r} in {out_dir}: it is not a folder; pass the --out "
                         "the suite ran with")
-    prepare_output_dir(out_dir)
     run = SuiteRun(prof, out_dir, data_root=data_root, device=device, progress=progress,
                    analyze=prof.analyze if analyze is None else analyze, report_only=report_only)
+    prepare_output_dir(out_dir)
 
     def seeds(entry: Entry) -> list[int]:
         return prof.seeds_of(entry.key, seed, extra_seeds)

@@ -513,9 +513,11 @@ def test_committed_results_rebuild_without_training(profile, tmp_path, data_root
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_a_device_the_machine_lacks_fails_before_any_work(tmp_path, data_root, capsys):
+@pytest.mark.parametrize("verb", [["compare"], ["sweep", "--generator", "dead-leaves/mixed", "--param", "max_shapes",
+                                              "--values", "10", "20"]], ids=["compare", "sweep"])
+def test_a_device_the_machine_lacks_fails_before_any_work(verb, tmp_path, data_root, capsys):
     out = tmp_path / "quick"
-    args = ["compare", "--profile", "quick", "--out", str(out), "--data-root", str(data_root), "--device", "cuda"]
+    args = [*verb, "--profile", "quick", "--out", str(out), "--data-root", str(data_root), "--device", "cuda"]
     assert main(args) == 2
     assert "CUDA is not available" in capsys.readouterr().err and not out.exists()
 

@@ -287,10 +287,6 @@ class SuiteRun:
     analyze: bool = False  # also measure each generator entry's data against every evaluation dataset
     report_only: bool = False  # read what is on disk; never generate, train, probe or analyse
 
-    def __post_init__(self) -> None:
-        if not self.report_only:
-            select_device(self.device)  # a device this machine lacks fails now, not after the first entry's work
-
     # ---------------------------------------------------------------- data
 
     def generator_overrides(self, entry: Entry, seed: int) -> dict[str, Any]:
@@ -703,9 +699,11 @@ def run_suite(
     if report_only and not out_dir.is_dir():  # reading only: create nothing
         raise UserError(f"no results of profile {prof.name!r} in {out_dir}: it is not a folder; pass the --out "
                         "the suite ran with")
+    if not report_only:
+        select_device(device)  # a device this machine lacks fails now, before any work or output
+    prepare_output_dir(out_dir)
     run = SuiteRun(prof, out_dir, data_root=data_root, device=device, progress=progress,
                    analyze=prof.analyze if analyze is None else analyze, report_only=report_only)
-    prepare_output_dir(out_dir)
 
     def seeds(entry: Entry) -> list[int]:
         return prof.seeds_of(entry.key, seed, extra_seeds)

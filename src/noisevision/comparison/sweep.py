@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..accel import select_device
 from ..data.roots import list_datasets
 from ..errors import UserError
 from ..fileio import atomic_write_text, prepare_output_dir, write_json
@@ -235,6 +236,7 @@ def sweep(config: SweepConfig | Mapping[str, Any] | str | os.PathLike | None = N
     points = sweep_points(profile, cfg.generator, cfg.param, cfg.values, cfg.include_default)
     datasets = parse_datasets(cfg.datasets)
     check_datasets(datasets, cfg.data_root)  # a bad --datasets fails now, not after the first value's work
+    select_device(cfg.device)  # so does a device this machine lacks
     out = cfg.out_dir
     prepare_output_dir(out)
     rows = []

@@ -353,22 +353,31 @@ def compute_time(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "longest_run": {"entry": entry, "seed": seed, "minutes": round(sum(longest.values()) / 60, 1)}}
 
 
-def _summary_sentence(s: dict[str, Any], label: str) -> str:
-    """One results.md line per metric: the Spearman correlation with the paper (given 3 or more of its
-    families), the gap closure (given both baselines) or else the best entry's margin over random init,
-    and real minus random against the seed noise."""
-    parts = []
+def _headline_figures(s: dict[str, Any]) -> dict[str, str]:
+    """The figures a run of this size has, formatted: ``rho`` (given 3 or more paper families), and ``gap``
+    (the gap closure, given both baselines) or else ``margin`` (the best entry over random init)."""
+    out = {}
     if s["paper_families_compared"] >= MIN_RANKED:
-        rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
-        parts.append(f"Spearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper "
-                     f"families): **{rho}**.")
-    best = f" ({s['best_entry']})" if s["best_entry"] else ""
+        out["rho"] = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
     if s["gap_closure"] is not None:
-        parts.append(f"Gap closure of the best synthetic entry{best}: **{100 * s['gap_closure']:.0f}%** "
-                     "(best - random) / (real - random).")
+        out["gap"] = f"{100 * s['gap_closure']:.0f}%"
     elif s["best_top1"] is not None and s["random_top1"] is not None:
-        parts.append(f"Best synthetic entry{best} minus random init: **{s['best_top1'] - s['random_top1']:+.1f}** "
-                     "points.")
+        out["margin"] = f"{s['best_top1'] - s['random_top1']:+.1f}"
+    return out
+
+
+def _summary_sentence(s: dict[str, Any], label: str) -> str:
+    """One results.md line per metric: the headline figures, and real minus random against the seed noise."""
+    figures, parts = _headline_figures(s), []
+    best = f" ({s['best_entry']})" if s["best_entry"] else ""
+    if "rho" in figures:
+        parts.append(f"Spearman rank correlation with the paper's ordering ({s['paper_families_compared']} paper "
+                     f"families): **{figures['rho']}**.")
+    if "gap" in figures:
+        parts.append(f"Gap closure of the best synthetic entry{best}: **{figures['gap']}** "
+                     "(best - random) / (real - random).")
+    if "margin" in figures:
+        parts.append(f"Best synthetic entry{best} minus random init: **{figures['margin']}** points.")
     if s.get("real_minus_random") is not None:
         signal = f"Real minus random: **{s['real_minus_random']:.1f}** points"
         if s.get("gap_in_seed_sds") is not None:
@@ -379,22 +388,22 @@ def _summary_sentence(s: dict[str, Any], label: str) -> str:
 
 
 def dataset_headline(s: dict[str, Any]) -> str:
-    """One line per dataset for the terminal: the Spearman correlation with its intervals, and the gap
-    closure (or the best entry's margin over random init), under the same conditions as results.md."""
-    parts = []
-    if s["paper_families_compared"] >= MIN_RANKED:
-        rho = "n/a" if s["spearman_vs_paper"] is None else f"{s['spearman_vs_paper']:.2f}"
+    """One line per dataset for the terminal: the headline figures of results.md, with the correlation's
+    intervals."""
+    figures, parts = _headline_figures(s), []
+    best = f" (best: {s['best_entry']})" if s["best_entry"] else ""
+    if "rho" in figures:
         ci, seeds = s.get("spearman_ci", {}), s.get("spearman_ci_seeds") or {}
+        interval = ""
         if ci.get("available"):
             with_seeds = (f"; {seeds['low']:.2f} to {seeds['high']:.2f} counting training seeds"
                           if seeds.get("available") else "")
-            rho += f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f}{with_seeds})"
-        parts.append(f"Spearman vs paper {rho}")
-    best = f" (best: {s['best_entry']})" if s["best_entry"] else ""
-    if s["gap_closure"] is not None:
-        parts.append(f"gap closure {100 * s['gap_closure']:.0f}%{best}")
-    elif s["best_top1"] is not None and s["random_top1"] is not None:
-        parts.append(f"best minus random init {s['best_top1'] - s['random_top1']:+.1f} points{best}")
+            interval = f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f}{with_seeds})"
+        parts.append(f"Spearman vs paper {figures['rho']}{interval}")
+    if "gap" in figures:
+        parts.append(f"gap closure {figures['gap']}{best}")
+    if "margin" in figures:
+        parts.append(f"best minus random init {figures['margin']} points{best}")
     label = METRIC_LABELS[s["metric"]][0].lower() + METRIC_LABELS[s["metric"]][1:]
     return f"{s['dataset']}, {label}: {'; '.join(parts) or 'nothing to compare'}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from noisevision.comparison.report import aggregate, dataset_headline, write_report
+from noisevision.comparison.report import aggregate, dataset_headlines, write_report
 from noisevision.comparison.stats import (
     order_agreement,
     paired_difference,
@@ -257,7 +257,7 @@ def test_report_shows_ranks_interval_and_orders(tmp_path):
     ci = summary["datasets"][0]["spearman_ci"]
     assert ci["available"] and ci["replicates"] == 100
     assert f"95% interval [{ci['low']:.2f}, {ci['high']:.2f}]" in (tmp_path / "results.md").read_text()
-    assert dataset_headline(summary["datasets"][0]) == (
+    assert dataset_headlines(summary["datasets"][0])[0] == (
         f"cifar10, linear top-1: Spearman vs paper 1.00 (95% interval {ci['low']:.2f} to {ci['high']:.2f})")
 
 
@@ -272,8 +272,9 @@ def test_a_run_too_small_to_rank_reports_the_margin_over_random_init_and_no_empt
     assert "No ranking against the paper: this run has 1 of its families" in text
     assert "Linear top-1: Best synthetic entry (dead-leaves/squares) minus random init: **-0.1** points." in text
     assert "kNN top-1: Best synthetic entry (dead-leaves/squares) minus random init: **+3.8** points." in text
-    assert dataset_headline(s) == ("cifar10, linear top-1: best minus random init -0.1 points "
-                                   "(best: dead-leaves/squares)")
+    assert dataset_headlines(s) == [
+        "cifar10, linear top-1: best minus random init -0.1 points (best: dead-leaves/squares)",
+        "cifar10, kNN top-1: best minus random init +3.8 points (best: dead-leaves/squares)"]
 
 
 def test_report_counts_training_seeds_once_a_trained_entry_has_several(tmp_path):

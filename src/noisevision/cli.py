@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .comparison.report import dataset_headline
+from .comparison.report import dataset_headlines
 from .comparison.suite import CompareConfig, compare, get_profile
 from .comparison.sweep import SweepConfig, sweep
 from .data.manifest import read_manifest
@@ -295,7 +295,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = cfg.out_dir
     print((out / "results.md").read_text())
     for s in summary["datasets"]:
-        print(dataset_headline(s))
+        print("\n".join(dataset_headlines(s)))
     print(f"charts and tables in {out}/")
     note = get_profile(cfg.profile).note
     if note:

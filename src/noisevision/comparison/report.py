@@ -387,25 +387,28 @@ def _summary_sentence(s: dict[str, Any], label: str) -> str:
     return f"{label}: {' '.join(parts) or 'no baseline or paper family to compare with.'}\n"
 
 
-def dataset_headline(s: dict[str, Any]) -> str:
-    """One line per dataset for the terminal: the headline figures of results.md, with the correlation's
-    intervals."""
-    figures, parts = _headline_figures(s), []
-    best = f" (best: {s['best_entry']})" if s["best_entry"] else ""
-    if "rho" in figures:
-        ci, seeds = s.get("spearman_ci", {}), s.get("spearman_ci_seeds") or {}
-        interval = ""
-        if ci.get("available"):
-            with_seeds = (f"; {seeds['low']:.2f} to {seeds['high']:.2f} counting training seeds"
-                          if seeds.get("available") else "")
-            interval = f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f}{with_seeds})"
-        parts.append(f"Spearman vs paper {figures['rho']}{interval}")
-    if "gap" in figures:
-        parts.append(f"gap closure {figures['gap']}{best}")
-    if "margin" in figures:
-        parts.append(f"best minus random init {figures['margin']} points{best}")
-    label = METRIC_LABELS[s["metric"]][0].lower() + METRIC_LABELS[s["metric"]][1:]
-    return f"{s['dataset']}, {label}: {'; '.join(parts) or 'nothing to compare'}"
+def dataset_headlines(s: dict[str, Any]) -> list[str]:
+    """Lines for the terminal, one per metric of a dataset summary: the headline figures of results.md,
+    with the correlation's intervals."""
+    lines = []
+    for metric, part in _metric_parts(s).items():
+        figures, parts = _headline_figures(part), []
+        best = f" (best: {part['best_entry']})" if part["best_entry"] else ""
+        if "rho" in figures:
+            ci, seeds = part.get("spearman_ci", {}), part.get("spearman_ci_seeds") or {}
+            interval = ""
+            if ci.get("available"):
+                with_seeds = (f"; {seeds['low']:.2f} to {seeds['high']:.2f} counting training seeds"
+                              if seeds.get("available") else "")
+                interval = f" ({100 * ci['level']:.0f}% interval {ci['low']:.2f} to {ci['high']:.2f}{with_seeds})"
+            parts.append(f"Spearman vs paper {figures['rho']}{interval}")
+        if "gap" in figures:
+            parts.append(f"gap closure {figures['gap']}{best}")
+        if "margin" in figures:
+            parts.append(f"best minus random init {figures['margin']} points{best}")
+        label = METRIC_LABELS[metric][0].lower() + METRIC_LABELS[metric][1:]
+        lines.append(f"{s['dataset']}, {label}: {'; '.join(parts) or 'nothing to compare'}")
+    return lines
 
 
 def _trained_spread_lines(s: dict[str, Any], metrics: Sequence[str]) -> list[str]:

@@ -16,7 +16,7 @@ from noisevision.parsing import parse_kv, parse_value
 from noisevision.train.config import build_config
 
 VERBS = {"generate": "GenerateConfig", "pretrain": "PretrainConfig", "probe": "ProbeConfig",
-         "compare": "CompareConfig", "sweep": "SweepConfig"}
+         "compare": "CompareConfig", "sweep": "SweepConfig", "preview": "PreviewConfig"}
 
 
 @pytest.mark.parametrize("verb", VERBS)

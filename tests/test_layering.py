@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "distributed")),
     ("models", ("models",)),
     ("generators", ("generators",)),
-    ("data", ("data", "preview")),
+    ("data", ("data", "sheets")),
     ("training parts", ("augment", "losses", "methods")),
     ("train/eval", ("train", "eval")),
     ("comparison", ("comparison",)),

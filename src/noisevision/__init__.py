@@ -2,7 +2,7 @@
 
 Generate synthetic datasets from procedural noise, pretrain encoders on them
 with contrastive learning, and probe them on real labelled images. Four verbs
-(and ``export``, ``analyze``, ``sweep`` around them),
+(and ``preview``, ``export``, ``analyze``, ``sweep`` around them),
 each ``verb(config=None, /, **fields)`` over a frozen, validated config
 (a dataclass instance, a mapping or a YAML file; keyword fields on top):
 
@@ -42,6 +42,8 @@ _LAZY = {
     "ExportConfig": "noisevision.train.export",
     "analyze": "noisevision.eval.analyze",
     "AnalyzeConfig": "noisevision.eval.analyze",
+    "preview": "noisevision.sheets",
+    "PreviewConfig": "noisevision.sheets",
 }
 
 

@@ -25,10 +25,10 @@ from .data.writer import GenerateConfig, generate, verify_dataset
 from .errors import UserError
 from .eval.analyze import AnalyzeConfig, analyze, summary_lines
 from .eval.probe import ProbeConfig, probe, summary_table
-from .generators import dynamic_prefixes, get_spec, list_generators, parse_param_overrides
+from .generators import dynamic_prefixes, get_spec, list_generators
 from .generators.base import params_to_dict
 from .parsing import check_field_names, load_yaml, make_config, parse_kv
-from .preview import preview, preview_all
+from .sheets import PreviewConfig, preview
 from .train.config import PretrainConfig, build_config
 from .train.export import ExportConfig, export
 from .train.loop import pretrain, summary_line
@@ -129,26 +129,8 @@ def _add_generation_parsers(sub: argparse._SubParsersAction) -> None:
         help="write a labelled contact sheet of a generator",
         description="Render a grid of images (a contact sheet PNG) of one generator, or of all with --all.",
     )
-    p.add_argument("generator", nargs="?", help="generator name (omit with --all)")
-    p.add_argument("--out", "-o", required=True, help="sheet.png or sheet.jpg, or a directory with --all")
-    p.add_argument("--all", action="store_true", help="one sheet per registered generator into --out DIR")
-    p.add_argument("--pattern", default="*", help="with --all: only generators matching this wildcard")
-    p.add_argument("--rows", type=int, default=None, help="rows (default 8; 4 with --all)")
-    p.add_argument("--cols", type=int, default=8, help="columns (default 8)")
-    p.add_argument("--size", "-s", type=int, default=None, help="image size (default 128; 96 with --all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
-                   help="use the generators' CPU-friendly settings (default: on with --all)")
-    _add_param_flag(p)
+    add_config_flags(p, PreviewConfig)
     p.set_defaults(func=_cmd_preview)
-
-
-def _add_param_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-        help="override a generator parameter (repeatable), e.g. -p sigma=2.5 -p exponent_range=1,3",
-    )
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -215,24 +197,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
-    device = args.device  # checked (and "auto" resolved) by preview()
-
-    def given(value: int | None, default: int) -> int:  # 0 is a value to check, not "the default"
-        return default if value is None else value
-
-    if args.all:
-        if args.generator:
-            raise UserError("give either a generator name or --all, not both")
-        paths = preview_all(args.out, pattern=args.pattern, rows=given(args.rows, 4), cols=args.cols,
-                            size=given(args.size, 96), seed=args.seed, device=device,
-                            fast=True if args.fast is None else args.fast)
-        print(f"wrote {len(paths)} contact sheets to {args.out}")
-        return 0
-    if not args.generator:
-        raise UserError("name a generator (see `noisevision list`) or pass --all")
-    path = preview(args.generator, args.out, rows=given(args.rows, 8), cols=args.cols, size=given(args.size, 128),
-                   seed=args.seed, params=parse_param_overrides(args.param), device=device, fast=bool(args.fast))
-    print(f"wrote {path}")
+    values = config_values(args, PreviewConfig, "preview")
+    paths = preview(values)
+    print(f"wrote {len(paths)} contact sheets to {values['out']}" if values.get("all") else f"wrote {paths[0]}")
     return 0
 
 

@@ -1,7 +1,13 @@
-"""Contact sheets: a labelled grid of a generator's images, for looking rather than reading."""
+"""Contact sheets: a labelled grid of a generator's images, for looking rather than reading.
+
+``preview(generator="dead-leaves/mixed", out="sheet.png")`` writes one sheet;
+``preview(all=True, out="gallery")`` one per registered generator.
+"""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +18,7 @@ from .errors import UserError
 from .fileio import atomic_path
 from .generators import create_generator, fast_overrides, get_spec, list_generators
 from .generators.base import check_size, params_to_dict
+from .parsing import make_config
 
 # Sheet formats by file suffix (written with Pillow in the format the name says).
 SHEET_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -87,7 +94,60 @@ def _check_sheet_args(rows: int, cols: int, size: int, device: str) -> str:
     return resolve_device(device)
 
 
-def preview(
+@dataclass(frozen=True)
+class PreviewConfig:
+    """Contact sheets to write (``noisevision preview`` has a flag per field, named like it)."""
+
+    generator: str = field(default="", metadata={"help": "generator name (omit with --all)", "positional": True})
+    out: str = field(default="", metadata={"help": "sheet.png or sheet.jpg, or a directory with --all",
+                                           "flags": ("--out", "-o"), "required": True})
+    all: bool = field(default=False, metadata={"help": "one sheet per registered generator into --out DIR"})
+    pattern: str = field(default="*", metadata={"help": "with --all: only generators matching this wildcard"})
+    rows: int | None = field(default=None, metadata={"help": "rows (default 8; 4 with --all)"})
+    cols: int = field(default=8, metadata={"help": "columns (default 8)"})
+    size: int | None = field(default=None, metadata={"help": "image size (default 128; 96 with --all)",
+                                                     "flags": ("--size", "-s")})
+    seed: int = field(default=0, metadata={"help": "root seed (default 0)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (torch-based generators)"})
+    fast: bool | None = field(default=None, metadata={
+        "help": "use the generators' CPU-friendly settings (default: on with --all)"})
+    params: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "override a generator parameter (repeatable), e.g. -p sigma=2.5 -p exponent_range=1,3",
+        "flags": ("--param", "-p"), "typed": False})
+    progress: bool = field(default=True, metadata={"help": "with --all: show a progress bar"})
+
+    def __post_init__(self) -> None:
+        # Grid, size and device are checked when the sheet is drawn, with the same messages for both paths.
+        if self.all and self.generator:
+            raise ValueError("give either a generator name or --all, not both")
+        if not self.all and not self.generator:
+            raise ValueError("name a generator (see `noisevision list`) or pass --all")
+        if self.all and self.params:
+            raise ValueError("--param sets one generator's parameters; preview that generator on its own")
+        if not self.out:
+            raise ValueError("pass --out (a .png or .jpg file, or a directory with --all)")
+
+
+def preview(config: PreviewConfig | Mapping[str, Any] | str | os.PathLike | None = None, /,
+            **fields: Any) -> list[Path]:
+    """Write the contact sheet(s) a :class:`PreviewConfig` asks for; return their paths.
+
+    ``config`` is a :class:`PreviewConfig`, a mapping or a YAML file of its fields; ``fields`` override it.
+
+    Raises:
+        UserError: a bad generator, parameter, grid, size, suffix, device or ``out``.
+    """
+    cfg = make_config(PreviewConfig, config, fields, "preview")
+    if cfg.all:
+        return preview_all(cfg.out, pattern=cfg.pattern, rows=4 if cfg.rows is None else cfg.rows, cols=cfg.cols,
+                           size=96 if cfg.size is None else cfg.size, seed=cfg.seed, device=cfg.device,
+                           fast=True if cfg.fast is None else cfg.fast, progress=cfg.progress)
+    return [render_sheet(cfg.generator, cfg.out, rows=8 if cfg.rows is None else cfg.rows, cols=cfg.cols,
+                         size=128 if cfg.size is None else cfg.size, seed=cfg.seed, params=cfg.params,
+                         device=cfg.device, fast=bool(cfg.fast))]
+
+
+def render_sheet(
     generator: str,
     out: str | os.PathLike,
     *,
@@ -127,7 +187,7 @@ def preview(
 
 def preview_all(
     out_dir: str | os.PathLike, *, pattern: str = "*", rows: int = 4, cols: int = 8, size: int = 96, seed: int = 0,
-    device: str = "cpu", fast: bool = True,
+    device: str = "cpu", fast: bool = True, progress: bool = True,
 ) -> list[Path]:
     """One contact sheet per registered generator matching ``pattern`` into ``out_dir``."""
     names = list_generators(pattern)
@@ -140,14 +200,12 @@ def preview_all(
     paths = []
     from tqdm import tqdm
 
-    for name in tqdm(names, desc="preview", unit="sheet"):
+    for name in tqdm(names, desc="preview", unit="sheet", disable=not progress):
         if get_spec(name).required:
             print(f"skipping {name}: it needs {', '.join(get_spec(name).required)} (preview it on its own with -p)")
             continue
-        paths.append(
-            preview(name, out_dir / (sheet_filename(name)), rows=rows, cols=cols, size=size, seed=seed,
-                    device=device, fast=fast)
-        )
+        paths.append(render_sheet(name, out_dir / sheet_filename(name), rows=rows, cols=cols, size=size, seed=seed,
+                                  device=device, fast=fast))
     return paths
 
 

@@ -157,8 +157,9 @@ def check_field_names(params_cls: type, keys: Iterable[str], where: str) -> None
     """UserError (with a did-you-mean) for the first key that names no field of ``params_cls``."""
     fields = [f.name for f in dataclasses.fields(params_cls)]
     for key in keys:
-        if key.replace("-", "_") not in fields:
-            raise UserError(f"{where} has no parameter {key!r}{did_you_mean(key.replace('-', '_'), fields)}; "
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise UserError(f"{where} has no parameter {key!r}{did_you_mean(name, fields)}; "
                             f"its parameters are: {', '.join(fields)}")
 
 

@@ -138,13 +138,13 @@ def preview(config: PreviewConfig | Mapping[str, Any] | str | os.PathLike | None
         UserError: a bad generator, parameter, grid, size, suffix, device or ``out``.
     """
     cfg = make_config(PreviewConfig, config, fields, "preview")
+    # unset rows, size and fast take the defaults of the path chosen (a sheet of all generators is smaller)
+    given = {k: getattr(cfg, k) for k in ("rows", "size", "fast") if getattr(cfg, k) is not None}
     if cfg.all:
-        return preview_all(cfg.out, pattern=cfg.pattern, rows=4 if cfg.rows is None else cfg.rows, cols=cfg.cols,
-                           size=96 if cfg.size is None else cfg.size, seed=cfg.seed, device=cfg.device,
-                           fast=True if cfg.fast is None else cfg.fast, progress=cfg.progress)
-    return [render_sheet(cfg.generator, cfg.out, rows=8 if cfg.rows is None else cfg.rows, cols=cfg.cols,
-                         size=128 if cfg.size is None else cfg.size, seed=cfg.seed, params=cfg.params,
-                         device=cfg.device, fast=bool(cfg.fast))]
+        return preview_all(cfg.out, pattern=cfg.pattern, cols=cfg.cols, seed=cfg.seed, device=cfg.device,
+                           progress=cfg.progress, **given)
+    return [render_sheet(cfg.generator, cfg.out, cols=cfg.cols, seed=cfg.seed, params=cfg.params, device=cfg.device,
+                         **given)]
 
 
 def render_sheet(

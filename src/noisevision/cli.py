@@ -1,18 +1,19 @@
 """Command-line interface: thin wrappers, one API call per subcommand.
 
-``generate``, ``pretrain``, ``probe`` and ``compare`` build their flags from
-the config dataclass of the API verb they call (a flag per field, named like
-it, help text from the field's metadata, choices from the registries), and all
-take ``--config FILE.yaml``: the YAML first, flags on top. User mistakes raise
-:class:`noisevision.UserError`, printed as one line (``noisevision: error:
-...``) with exit status 2.
+:data:`COMMANDS` lists the subcommands. Each verb of the API (``generate``,
+``preview``, ``pretrain``, ``probe``, ``compare``, ``sweep``, ``export``,
+``analyze``) builds its flags from the config dataclass it calls (a flag per
+field, named like it, help text from the field's metadata, choices from the
+registries) and takes ``--config FILE.yaml``: the YAML first, flags on top.
+User mistakes raise :class:`noisevision.UserError`, printed as one line
+(``noisevision: error: ...``) with exit status 2.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,43 +98,10 @@ def config_values(args: argparse.Namespace, cls: type, command: str) -> dict[str
     return values
 
 
-# ------------------------------------------------------------------ list / generate / preview (generation engine)
+# ------------------------------------------------------------------ what each verb prints
 
 
-def _add_generation_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list the registered generators", description="List the registered generators.")
-    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'stylegan/*'")
-    p.add_argument("--verbose", "-v", action="store_true", help="also print every default parameter")
-    p.set_defaults(func=_cmd_list)
-
-    p = sub.add_parser(
-        "generate",
-        help="write a synthetic image dataset",
-        description="Generate a dataset (ImageFolder JPEG/PNG or one packed .npy array); resumable, parallel, sharded.",
-    )
-    add_config_flags(p, GenerateConfig)
-    p.set_defaults(func=_cmd_generate)
-
-    p = sub.add_parser(
-        "verify",
-        help="check a generated dataset against its checksums",
-        description="Recompute the checksum of every bucket of a generated dataset (and of its labels). "
-        "Exit status 0 when all match; 2 with the list of what differs otherwise "
-        "(repair: the same generate command plus --verify).",
-    )
-    p.add_argument("dir", help="the --out directory of a complete generate run")
-    p.set_defaults(func=_cmd_verify)
-
-    p = sub.add_parser(
-        "preview",
-        help="write a labelled contact sheet of a generator",
-        description="Render a grid of images (a contact sheet PNG) of one generator, or of all with --all.",
-    )
-    add_config_flags(p, PreviewConfig)
-    p.set_defaults(func=_cmd_preview)
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
+def _run_list(args: argparse.Namespace) -> int:
     names = list_generators(args.pattern)
     if not names and args.pattern != "*":
         raise UserError(f"no generator matches {args.pattern!r}; run `noisevision list` to see them all")
@@ -160,7 +128,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_generate(args: argparse.Namespace) -> int:
+def _list_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'stylegan/*'")
+    p.add_argument("--verbose", "-v", action="store_true", help="also print every default parameter")
+
+
+def _run_generate(args: argparse.Namespace) -> int:
     values = config_values(args, GenerateConfig, "generate")
     if not values.get("generator"):
         raise UserError("name a generator (see `noisevision list`)")
@@ -176,7 +149,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
+def _run_verify(args: argparse.Namespace) -> int:
     bad = verify_dataset(args.dir)
     manifest = read_manifest(args.dir) or {}
     buckets, step = len(manifest.get("checksums") or {}), int(manifest.get("bucket_size") or 1)
@@ -196,67 +169,34 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
 
 
-def _cmd_preview(args: argparse.Namespace) -> int:
+def _verify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="the --out directory of a complete generate run")
+
+
+def _run_preview(args: argparse.Namespace) -> int:
     values = config_values(args, PreviewConfig, "preview")
     paths = preview(values)
     print(f"wrote {len(paths)} contact sheets to {values['out']}" if values.get("all") else f"wrote {paths[0]}")
     return 0
 
 
-# ------------------------------------------------------------------ pretrain / probe / compare
+def _run_pretrain(args: argparse.Namespace) -> int:
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig)}
+    summary = pretrain(build_config(args.config_file, overrides))
+    if summary["rank"] == 0:
+        print(summary_line(summary))
+    return 0
 
 
-def _add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "pretrain",
-        help="pretrain an encoder on noise images: contrastive SSL, or supervised on generator labels",
-        description="Pretrain an encoder (YAML --config first, flags on top; flags are named like "
-        "PretrainConfig fields). Multi-process: torchrun --nproc_per_node=K -m noisevision pretrain ...",
-    )
-    add_config_flags(p, PretrainConfig)
-
-    def run(args: argparse.Namespace) -> int:
-        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig)}
-        summary = pretrain(build_config(args.config_file, overrides))
-        if summary["rank"] == 0:
-            print(summary_line(summary))
-        return 0
-
-    p.set_defaults(func=run)
+def _run_probe(args: argparse.Namespace) -> int:
+    values = config_values(args, ProbeConfig, "probe")
+    print(summary_table(probe(values)))
+    if values.get("out"):
+        print(f"result written to {values['out']}")
+    return 0
 
 
-def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "probe",
-        help="evaluate a frozen encoder on real images (linear probe, kNN, alignment/uniformity)",
-        description="Linear probe (fast: L-BFGS on cached features; paper: augmented Adam head), weighted kNN "
-        "on the embedding, and alignment/uniformity, from one feature extraction. Writes a JSON result.",
-    )
-    add_config_flags(p, ProbeConfig)
-
-    def run(args: argparse.Namespace) -> int:
-        values = config_values(args, ProbeConfig, "probe")
-        result = probe(values)
-        print(summary_table(result))
-        if values.get("out"):
-            print(f"result written to {values['out']}")
-        return 0
-
-    p.set_defaults(func=run)
-
-
-def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "compare",
-        help="reproduce the paper's comparison: generate, pretrain, probe every family",
-        description="Run (or resume) the comparison suite; writes per-entry JSON, results.md, bar charts "
-        "and the resolved config.yaml.",
-    )
-    add_config_flags(p, CompareConfig)
-    p.set_defaults(func=_cmd_compare)
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
+def _run_compare(args: argparse.Namespace) -> int:
     cfg = make_config(CompareConfig, config_values(args, CompareConfig, "compare"), {}, "compare")
     summary = compare(cfg)
     out = cfg.out_dir
@@ -270,62 +210,87 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sweep",
-        help="sweep one generator parameter (or the image count) through the comparison's pipeline",
-        description="Generate, pretrain and probe the generator once per value of one parameter (cached and "
-        "resumable like compare); writes sweep.json, sweep.md and accuracy-against-value plots.",
-    )
-    add_config_flags(p, SweepConfig)
-
-    def run(args: argparse.Namespace) -> int:
-        result = sweep(config_values(args, SweepConfig, "sweep"))
-        out = result["config"]["out"]
-        print(Path(out, "sweep.md").read_text())
-        print(f"table, plots and sweep.json in {out}/")
-        return 0
-
-    p.set_defaults(func=run)
+def _run_sweep(args: argparse.Namespace) -> int:
+    result = sweep(config_values(args, SweepConfig, "sweep"))
+    out = result["config"]["out"]
+    print(Path(out, "sweep.md").read_text())
+    print(f"table, plots and sweep.json in {out}/")
+    return 0
 
 
-# ------------------------------------------------------------------ export / analyze (flags built from their configs)
+def _run_export(args: argparse.Namespace) -> int:
+    result = export(config_values(args, ExportConfig, "export"))
+    meta = result["metadata"]
+    print(f"wrote {result['path']}: {meta['arch']} backbone, {result['tensors']} tensors, "
+          f"{result['parameters']:,} parameters, naming {meta['naming']}")
+    print(f"  {meta['compatibility_note']}")
+    return 0
 
 
-def _add_export_analyze_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export", help="write a run's backbone as .safetensors (torchvision key names for ResNets)",
-        description="Export the backbone of a pretrain run (no projection head) as one .safetensors file; "
-        "ResNets use torchvision's key names, so torchvision/timm models load it with strict=False.",
-    )
-    add_config_flags(p, ExportConfig)
+def _run_analyze(args: argparse.Namespace) -> int:
+    result = analyze(config_values(args, AnalyzeConfig, "analyze"))
+    print("\n".join(summary_lines(result)))
+    for key in ("json", "sheet"):
+        if key in result:
+            print(f"wrote {result[key]}")
+    return 0
 
-    def run_export(args: argparse.Namespace) -> int:
-        result = export(config_values(args, ExportConfig, "export"))
-        meta = result["metadata"]
-        print(f"wrote {result['path']}: {meta['arch']} backbone, {result['tensors']} tensors, "
-              f"{result['parameters']:,} parameters, naming {meta['naming']}")
-        print(f"  {meta['compatibility_note']}")
-        return 0
 
-    p.set_defaults(func=run_export)
+# ------------------------------------------------------------------ the verbs
 
-    p = sub.add_parser(
-        "analyze", help="measure a dataset: spectrum, colour, orientation, sparsity, diversity, FID/KID",
-        description="Image statistics of a dataset (a seeded subset) and, with --reference, its Fréchet "
-        "distance and KID to real images; writes JSON and a picture sheet.",
-    )
-    add_config_flags(p, AnalyzeConfig)
 
-    def run_analyze(args: argparse.Namespace) -> int:
-        result = analyze(config_values(args, AnalyzeConfig, "analyze"))
-        print("\n".join(summary_lines(result)))
-        for key in ("json", "sheet"):
-            if key in result:
-                print(f"wrote {result[key]}")
-        return 0
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One subcommand: its flags come from ``config`` (a config dataclass) or from ``arguments``."""
 
-    p.set_defaults(func=run_analyze)
+    name: str
+    help: str
+    description: str
+    run: Callable[[argparse.Namespace], int]
+    config: type | None = None
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+# In the order ``noisevision --help`` lists them. A new verb is its runner above plus one row here.
+COMMANDS: tuple[Command, ...] = (
+    Command("list", "list the registered generators", "List the registered generators.",
+            _run_list, arguments=_list_arguments),
+    Command("generate", "write a synthetic image dataset",
+            "Generate a dataset (ImageFolder JPEG/PNG or one packed .npy array); resumable, parallel, sharded.",
+            _run_generate, GenerateConfig),
+    Command("verify", "check a generated dataset against its checksums",
+            "Recompute the checksum of every bucket of a generated dataset (and of its labels). "
+            "Exit status 0 when all match; 2 with the list of what differs otherwise "
+            "(repair: the same generate command plus --verify).",
+            _run_verify, arguments=_verify_arguments),
+    Command("preview", "write a labelled contact sheet of a generator",
+            "Render a grid of images (a contact sheet PNG) of one generator, or of all with --all.",
+            _run_preview, PreviewConfig),
+    Command("pretrain", "pretrain an encoder on noise images: contrastive SSL, or supervised on generator labels",
+            "Pretrain an encoder (YAML --config first, flags on top; flags are named like "
+            "PretrainConfig fields). Multi-process: torchrun --nproc_per_node=K -m noisevision pretrain ...",
+            _run_pretrain, PretrainConfig),
+    Command("probe", "evaluate a frozen encoder on real images (linear probe, kNN, alignment/uniformity)",
+            "Linear probe (fast: L-BFGS on cached features; paper: augmented Adam head), weighted kNN "
+            "on the embedding, and alignment/uniformity, from one feature extraction. Writes a JSON result.",
+            _run_probe, ProbeConfig),
+    Command("compare", "reproduce the paper's comparison: generate, pretrain, probe every family",
+            "Run (or resume) the comparison suite; writes per-entry JSON, results.md, bar charts "
+            "and the resolved config.yaml.",
+            _run_compare, CompareConfig),
+    Command("sweep", "sweep one generator parameter (or the image count) through the comparison's pipeline",
+            "Generate, pretrain and probe the generator once per value of one parameter (cached and "
+            "resumable like compare); writes sweep.json, sweep.md and accuracy-against-value plots.",
+            _run_sweep, SweepConfig),
+    Command("export", "write a run's backbone as .safetensors (torchvision key names for ResNets)",
+            "Export the backbone of a pretrain run (no projection head) as one .safetensors file; "
+            "ResNets use torchvision's key names, so torchvision/timm models load it with strict=False.",
+            _run_export, ExportConfig),
+    Command("analyze", "measure a dataset: spectrum, colour, orientation, sparsity, diversity, FID/KID",
+            "Image statistics of a dataset (a seeded subset) and, with --reference, its Fréchet "
+            "distance and KID to real images; writes JSON and a picture sheet.",
+            _run_analyze, AnalyzeConfig),
+)
 
 
 # ------------------------------------------------------------------ main
@@ -342,14 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"noisevision {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    _add_generation_parsers(sub)
-    _add_pretrain_parser(sub)
-    _add_probe_parser(sub)
-    _add_compare_parser(sub)
-    _add_sweep_parser(sub)
-    _add_export_analyze_parsers(sub)
-    for command_parser in sub.choices.values():  # so a stray argument is reported with that command's usage
-        command_parser.set_defaults(command_parser=command_parser)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
+        if command.config is not None:
+            add_config_flags(p, command.config)
+        if command.arguments is not None:
+            command.arguments(p)
+        # command_parser: so a stray argument is reported with that command's usage
+        p.set_defaults(func=command.run, command_parser=p)
     return parser
 
 

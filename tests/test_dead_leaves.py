@@ -292,6 +292,21 @@ def test_bad_texture_parameters_are_user_errors(tmp_path):
         create_generator("dead-leaves/textured", texture_generator="no/such-generator").render([0], 0, 16)
 
 
+def test_texture_files_are_decoded_like_evaluation_images(tmp_path):
+    """A wide texture gives its centre square (not a squashed whole), and a 16-bit or alpha file is RGB."""
+    wide = np.zeros((20, 60, 3), np.uint8)
+    wide[:, :15] = wide[:, 45:] = (255, 0, 0)
+    wide[:, 15:45] = (0, 255, 0)  # wider than the centre square, so resampling at its edges stays outside
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    Image.fromarray(np.full((16, 16), 65535, np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray(np.zeros((16, 16, 4), np.uint8)).save(tmp_path / "clear.png")  # transparent: black
+    dl._load_texture.cache_clear()
+    centre = dl._load_texture(tmp_path / "wide.png", 12)
+    assert centre.shape == (12, 12, 3) and (centre == (0, 255, 0)).all()
+    assert (dl._load_texture(tmp_path / "deep.png", 8) == 255).all()
+    assert (dl._load_texture(tmp_path / "clear.png", 8) == 0).all()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "bomb"])
 def test_unreadable_texture_images_are_user_errors(tmp_path, monkeypatch, damage):
     """A texture file that is cut short, or that decodes to more pixels than PIL allows, is one line."""

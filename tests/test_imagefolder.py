@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from noisevision.data import imagefolder
-from noisevision.data.imagefolder import decode_image, load_image_folder
+from noisevision.data.imagefolder import load_image_folder
 from noisevision.errors import UserError
+from noisevision.imagefiles import decode_image
 
 
 def _write(path: Path, img: Image.Image, fmt: str | None = None) -> Path:

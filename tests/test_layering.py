@@ -2,7 +2,7 @@
 
 The layers, lowest first (a layer may import any layer listed before it):
 
-* floor: errors, registry, seeds, CPU resources, file writing, figures, ``key=value`` parsing, devices, distributed
+* floor: errors, registry, seeds, CPU resources, file writing, image decoding, figures, ``key=value`` parsing, devices, distributed
   helpers;
 * models: the encoders (below the generators, because feature visualisation renders through one);
 * generators;
@@ -26,8 +26,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "noisevision"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("floor", ("_env", "_version", "errors", "registry", "rng", "resources", "fileio", "plotting", "parsing", "accel",
-               "distributed")),
+    ("floor", ("_env", "_version", "errors", "registry", "rng", "resources", "fileio", "imagefiles", "plotting",
+               "parsing", "accel", "distributed")),
     ("models", ("models",)),
     ("generators", ("generators",)),
     ("data", ("data", "sheets")),

@@ -2,11 +2,11 @@
 
 Works for real evaluation sets (CIFAR-10, Tiny-ImageNet as JPEG folders) and for
 ``noisevision generate`` output (``DIR/train/<bucket>/<i>.jpg``: the buckets act
-as dummy classes). Every image is converted to RGB (greyscale, palette, RGBA,
-CMYK, 16-bit), resized so its shorter side is ``size`` and centre-cropped to
-``size x size``. Decoded arrays are cached as ``.npz`` files keyed by a hash of
-the folder's file list, file sizes, mtimes and the target size, so a second
-load reads one file instead of decoding tens of thousands of JPEGs.
+as dummy classes). Every image goes through
+:func:`noisevision.imagefiles.decode_image` (RGB, shorter side resized to
+``size``, centre crop). Decoded arrays are cached as ``.npz`` files keyed by a
+hash of the folder's file list, file sizes, mtimes and the target size, so a
+second load reads one file instead of decoding tens of thousands of JPEGs.
 
 >>> data = load_image_folder("cifar10", "train", size=32)   # doctest: +SKIP
 >>> data.images.shape, data.labels.dtype                     # doctest: +SKIP
@@ -28,8 +28,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..fileio import atomic_path
+from ..imagefiles import IMAGE_EXTENSIONS, decode_image, is_image_file
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 CACHE_FORMAT_VERSION = 1
 # More classes than any labelled dataset is meant to have; a label or class list beyond it is
 # damage, not data (a supervised head has one output per class).
@@ -87,10 +87,6 @@ def default_cache_dir() -> Path:
     """``$NOISEVISION_CACHE`` or ``~/.cache/noisevision``."""
     env = os.environ.get("NOISEVISION_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "noisevision"
-
-
-def is_image_file(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def available_splits(root: str | os.PathLike) -> list[str]:
@@ -187,47 +183,6 @@ def _fingerprint(folder: Path, files: Sequence[str], size: int) -> str:
         st = os.stat(folder / rel)
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
-
-
-def _to_rgb(img):
-    """Convert any PIL mode to RGB: alpha is composited on black, 16-bit/float scaled to 8 bits."""
-    from PIL import Image
-
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-        if img.mode == "F" and arr.max() <= 1.0:
-            top = 1.0
-        img = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), "L")
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(black, rgba)
-    return img.convert("RGB") if img.mode != "RGB" else img
-
-
-def decode_image(path: str | os.PathLike, size: int) -> np.ndarray:
-    """Decode one image file to uint8 (size, size, 3): RGB, shorter side resized, centre crop.
-
-    Raises OSError / ValueError (from PIL) for unreadable or truncated files.
-    """
-    from PIL import Image
-
-    with Image.open(path) as img:
-        if img.format == "JPEG":
-            img.draft("RGB", (size, size))  # DCT-domain downscaling of large JPEGs: much faster
-        img.load()
-        img = _to_rgb(img)
-        w, h = img.size
-        if (w, h) != (size, size):
-            scale = size / min(w, h)
-            new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-            img = img.resize((new_w, new_h), Image.BILINEAR)
-            left, top = (new_w - size) // 2, (new_h - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-        return np.asarray(img, dtype=np.uint8)
 
 
 def _decode_chunk(folder: Path, files: Sequence[str], size: int) -> tuple[np.ndarray, list[int]]:

@@ -50,7 +50,7 @@ shape picks one texture of the pool and an offset from the image's own stream.
 Pool textures come from ``texture_generator`` (textures ``g * texture_pool +
 j`` of that generator, with a root seed derived from this dataset's seed), or,
 if ``texture_dir`` is set, from the image files found under that folder
-(sorted by path; pool ``g`` draws file numbers uniformly from
+(each file's centre square, resized; sorted by path; pool ``g`` draws file numbers uniformly from
 ``image_rng(seed, g, "texture-files")``). Effect: within one image at most
 ``texture_pool`` distinct textures appear (each under many offsets), and the
 textures repeat across the images of a group, like each image of the official
@@ -66,6 +66,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..imagefiles import IMAGE_EXTENSIONS, decode_image, is_image_file
 from ..rng import image_rng, seed_sequence
 from .base import create_generator, register_generator
 
@@ -81,7 +82,6 @@ EDGE_TOL = 1e-9
 FIRST_CHUNK = 256
 CHUNK_GROWTH = 2
 
-TEXTURE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 # ---------------------------------------------------------------- parameters
@@ -452,19 +452,19 @@ def _generated_pool(generator: str, seed: int, group: int, size: int, pool: int,
 
 @functools.lru_cache(maxsize=16)
 def _texture_files(folder: str) -> tuple[Path, ...]:
-    files = tuple(sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in TEXTURE_EXTENSIONS and p.is_file()))
+    files = tuple(sorted(p for p in Path(folder).rglob("*") if is_image_file(p) and p.is_file()))
     if not files:
-        raise UserError(f"texture_dir {folder} holds no image files ({', '.join(TEXTURE_EXTENSIONS)})")
+        raise UserError(f"texture_dir {folder} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return files
 
 
 @functools.lru_cache(maxsize=1024)
 def _load_texture(path: Path, size: int) -> np.ndarray:
+    """One texture file as uint8 (size, size, 3): the centre square, resized; read-only and cached."""
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            texture = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
+        texture = decode_image(path, size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # what PIL raises for bad files
         raise UserError(f"cannot read texture image {path}: {exc}") from None
     texture.setflags(write=False)

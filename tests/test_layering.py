@@ -2,8 +2,8 @@
 
 The layers, lowest first (a layer may import any layer listed before it):
 
-* floor: errors, registry, seeds, CPU resources, file writing, image decoding, figures, ``key=value`` parsing, devices, distributed
-  helpers;
+* floor: errors, registry, seeds, CPU resources, file writing, image decoding, figures, ``key=value`` parsing,
+  devices, distributed helpers;
 * models: the encoders (below the generators, because feature visualisation renders through one);
 * generators;
 * data: datasets on disk, readers, online streams, contact sheets;

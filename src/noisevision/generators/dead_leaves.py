@@ -50,8 +50,8 @@ shape picks one texture of the pool and an offset from the image's own stream.
 Pool textures come from ``texture_generator`` (textures ``g * texture_pool +
 j`` of that generator, with a root seed derived from this dataset's seed), or,
 if ``texture_dir`` is set, from the image files found under that folder
-(each file's centre square, resized; sorted by path; pool ``g`` draws file numbers uniformly from
-``image_rng(seed, g, "texture-files")``). Effect: within one image at most
+(each file's centre square, resized; sorted by path; pool ``g`` draws file
+numbers uniformly from ``image_rng(seed, g, "texture-files")``). Effect: within one image at most
 ``texture_pool`` distinct textures appear (each under many offsets), and the
 textures repeat across the images of a group, like each image of the official
 dataset being reused by many shapes.
@@ -81,7 +81,6 @@ EDGE_TOL = 1e-9
 # Shapes rasterised together: the first chunk, and the growth of later ones.
 FIRST_CHUNK = 256
 CHUNK_GROWTH = 2
-
 
 
 # ---------------------------------------------------------------- parameters

@@ -17,7 +17,7 @@ from .data.writer import resolve_device
 from .errors import UserError
 from .fileio import atomic_path
 from .generators import create_generator, fast_overrides, get_spec, list_generators
-from .generators.base import check_size, params_to_dict
+from .generators.base import check_size, params_field, params_to_dict
 from .parsing import make_config
 
 # Sheet formats by file suffix (written with Pillow in the format the name says).
@@ -111,9 +111,7 @@ class PreviewConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (torch-based generators)"})
     fast: bool | None = field(default=None, metadata={
         "help": "use the generators' CPU-friendly settings (default: on with --all)"})
-    params: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "override a generator parameter (repeatable), e.g. -p sigma=2.5 -p exponent_range=1,3",
-        "flags": ("--param", "-p"), "typed": False})
+    params: dict[str, Any] = params_field()
     progress: bool = field(default=True, metadata={"help": "with --all: show a progress bar"})
 
     def __post_init__(self) -> None:

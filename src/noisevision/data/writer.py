@@ -33,7 +33,7 @@ from ..accel import select_device
 from ..errors import UserError
 from ..fileio import atomic_path, atomic_write_text, user_os_error
 from ..generators import Generator, create_generator
-from ..generators.base import MAX_SIZE, check_seed, check_size, params_to_dict
+from ..generators.base import MAX_SIZE, check_seed, check_size, params_field, params_to_dict
 from ..parsing import make_config
 from ..resources import available_cpus, check_workers
 from .manifest import (
@@ -94,9 +94,7 @@ class GenerateConfig:
     overwrite: bool = field(default=False, metadata={"help": "replace a directory that holds a different dataset"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N (torch-based generators)"})
     batch_size: int | None = field(default=None, metadata={"help": "images per render call (default: the generator's)"})
-    params: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "override a generator parameter (repeatable), e.g. -p sigma=2.5 -p exponent_range=1,3",
-        "flags": ("--param", "-p"), "typed": False})
+    params: dict[str, Any] = params_field()
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     verify: bool = field(default=False, metadata={
         "help": "re-check finished buckets against their checksums and render again those that fail"})

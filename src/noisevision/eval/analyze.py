@@ -73,6 +73,7 @@ from ..data.roots import DatasetSource, load_split, resolve_dataset
 from ..data.sources import GEN_PREFIX, open_source
 from ..errors import UserError
 from ..fileio import atomic_write_text, prepare_output_file
+from ..generators.base import params_field
 from ..parsing import make_config
 from ..resources import max_workers
 from ..rng import image_rng
@@ -117,9 +118,8 @@ class AnalyzeConfig:
     image_size: int | None = field(default=None, metadata={
         "help": f"size images are decoded/rendered at (default: a .npy's own size, else {DEFAULT_STORED_SIZE})",
         "flags": ("--image-size", "-s"), "metavar": "PX"})
-    params: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "gen: only: generator parameter (repeatable), e.g. -p exponent_range=2,2",
-        "flags": ("--param", "-p")})
+    params: dict[str, Any] = params_field("gen: only: generator parameter (repeatable), e.g. -p exponent_range=2,2",
+                                          typed=True)
     seed: int = field(default=0, metadata={"help": "seed of the subsets, gen: images and the random encoder (default 0)"})
     encoder: str = field(default=DEFAULT_ENCODER, metadata={
         "help": f"feature encoder for diversity and FID/KID: random:<arch>, pixels, or a run dir (default {DEFAULT_ENCODER})",

@@ -138,6 +138,17 @@ def parse_param_overrides(items: Iterable[str] | None) -> dict[str, str]:
     return parse_kv(items, "parameter override", typed=False)
 
 
+PARAMS_HELP = "override a generator parameter (repeatable), e.g. -p sigma=2.5 -p exponent_range=1,3"
+
+
+def params_field(help_text: str = PARAMS_HELP, *, typed: bool = False) -> Any:
+    """The ``params`` field of a config that takes generator parameters (``--param/-p KEY=VALUE``, repeatable).
+
+    ``typed=False`` keeps the values strings, for the generator's own typing (:func:`resolve_params`).
+    """
+    return field(default_factory=dict, metadata={"help": help_text, "flags": ("--param", "-p"), "typed": typed})
+
+
 def params_to_dict(params: Any) -> dict[str, Any]:
     """JSON-friendly dict of a params dataclass (tuples become lists)."""
     return json_safe(dataclasses.asdict(params))

@@ -159,6 +159,22 @@ def test_cache_keys_do_not_depend_on_the_output_location(tmp_path):
         SuiteRun(cpu, tmp_path).run_dir_for(suite_entry("stat/spectrum"), None, 1)[0].name.split("-")[-1]
 
 
+def test_a_generator_revision_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    """Results of a generator's first revision keep their keys; a later revision gets its own data and runs."""
+    from noisevision.comparison.suite import SuiteRun, suite_entry
+    from noisevision.generators import GENERATORS
+
+    run, entry = SuiteRun(get_profile("cpu"), tmp_path), suite_entry("stat/spectrum")
+    first = run.generator_config(entry, 0)
+    assert "revision" not in first
+    before = run.data_key(entry, 0), run.run_dir_for(entry, None, 0)[0]
+    monkeypatch.setitem(GENERATORS._items, "stat/spectrum", dataclasses.replace(GENERATORS.get("stat/spectrum"),
+                                                                                revision=2))
+    assert run.generator_config(entry, 0) == {**first, "revision": 2}
+    after = run.data_key(entry, 0), run.run_dir_for(entry, None, 0)[0]
+    assert before[0] != after[0] and before[1] != after[1]
+
+
 def test_stored_results_name_no_machine_paths(tmp_path):
     """Entry JSONs store paths relative to the output folder and the evaluation data by its name."""
     from noisevision.comparison.suite import SuiteRun

@@ -1,13 +1,14 @@
 """MixUp and mix: combinators: weights, exact mixing, proportions, determinism, bad input."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 import noisevision as nv
-from noisevision.generators import GENERATORS, dynamic_prefixes, get_spec
+from noisevision.generators import GENERATORS, create_generator, dynamic_prefixes, get_spec
 from noisevision.generators import combinators as comb
 from noisevision.generators.base import params_to_dict
 
@@ -86,6 +87,18 @@ def test_manifest_params_rebuild_the_same_generator() -> None:
         gen = nv.create_generator(name, **kw)
         recorded = json.loads(json.dumps(params_to_dict(gen.params)))
         assert nv.create_generator(name, **recorded).params == gen.params
+
+
+def test_revision_moves_with_any_component(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A combinator's datasets must not be resumed across a change of one of its parts' renders."""
+    names = ("mixup/stat/spectrum", "mix:stat/spectrum+dead-leaves/mixed")
+    assert [create_generator(n).revision for n in names] == [1, 1]
+    bumped = dataclasses.replace(get_spec("stat/spectrum"), revision=3)
+    monkeypatch.setitem(GENERATORS._items, "stat/spectrum", bumped)
+    assert [create_generator(n).revision for n in names] == [3, 3]
+    bumped = dataclasses.replace(get_spec("dead-leaves/mixed"), revision=2)
+    monkeypatch.setitem(GENERATORS._items, "dead-leaves/mixed", bumped)
+    assert create_generator(names[1]).revision == 4
 
 
 def test_mix_name_may_contain_plus(monkeypatch: pytest.MonkeyPatch) -> None:

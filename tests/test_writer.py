@@ -1,6 +1,7 @@
 """The generation engine: layout, manifest, split invariance, resume, bad input."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from noisevision.cli import main
-from noisevision.data.manifest import read_manifest
+from noisevision.data.manifest import read_manifest, write_manifest
 from noisevision.data.writer import generate_dataset, parse_shard, verify_dataset
 from noisevision.errors import UserError
 from noisevision.generators import base as generator_base
@@ -117,6 +118,24 @@ def test_refuses_directory_with_another_dataset(tmp_path, capsys):
     with pytest.raises(UserError, match="not a noisevision dataset"):
         generate_dataset("test/toy", 10, 8, tmp_path / "mine", overwrite=True, progress=False)
     assert (tmp_path / "mine" / "thesis.tex").exists()
+
+
+def test_a_new_generator_revision_is_another_dataset(tmp_path, monkeypatch):
+    """A release that changes a generator's renders neither resumes nor repairs a dataset of the old renders;
+    a manifest from before revisions were recorded counts as the first revision."""
+    out = tmp_path / "d"
+    generate_dataset("test/toy", 20, 8, out, progress=False)
+    manifest = read_manifest(out)
+    assert manifest["generator_revision"] == 1
+    del manifest["generator_revision"]
+    write_manifest(out, manifest)
+    assert generate_dataset("test/toy", 20, 8, out, progress=False).rendered == 0
+    spec = generator_base.GENERATORS.get("test/toy")
+    monkeypatch.setitem(generator_base.GENERATORS._items, "test/toy", dataclasses.replace(spec, revision=2))
+    with pytest.raises(UserError, match="rendered by revision 1 of test/toy, this release renders revision 2"):
+        generate_dataset("test/toy", 20, 8, out, progress=False)
+    res = generate_dataset("test/toy", 20, 8, out, overwrite=True, progress=False)
+    assert res.rendered == 20 and read_manifest(out)["generator_revision"] == 2
 
 
 def test_parse_shard():

@@ -39,7 +39,7 @@ from ..errors import UserError, did_you_mean
 from ..eval import probe
 from ..eval.analyze import ANALYSIS_VERSION, DEFAULT_ENCODER, analyze
 from ..fileio import atomic_write_text, prepare_output_dir, write_json
-from ..generators import fast_overrides
+from ..generators import fast_overrides, generator_revision
 from ..models import spec_kind
 from ..parsing import load_yaml, make_config, resolve_params
 from ..resources import max_workers
@@ -437,11 +437,14 @@ class SuiteRun:
     def generator_config(self, entry: Entry, seed: int) -> dict[str, Any]:
         """What defines a generator entry's dataset (its cache key): not the package version, not a path.
 
-        A release that changes a generator's images changes its parameters or name, so results
-        committed under one version are found again by the next.
+        A release that changes a generator's images bumps its revision (or changes its parameters or
+        name), so results committed under one version are found again by the next unless its images
+        changed. The first revision is left out of the key, which keeps the keys of earlier results.
         """
-        return {"generator": entry.generator, "params": self.generator_overrides(entry, seed),
-                "n": self.num_images(entry), "size": self.profile.image_size, "seed": seed}
+        config = {"generator": entry.generator, "params": self.generator_overrides(entry, seed),
+                  "n": self.num_images(entry), "size": self.profile.image_size, "seed": seed}
+        revision = generator_revision(entry.generator)
+        return config if revision == 1 else {**config, "revision": revision}
 
     def data_key(self, entry: Entry, seed: int) -> str:
         """The folder name of a generator entry's data under ``data/``: entries of one generator with the

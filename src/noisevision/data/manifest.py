@@ -30,7 +30,9 @@ FORMATS = {"jpeg": ".jpg", "png": ".png", "npy": ".npy"}
 NPY_NAME = "images.npy"
 LABELS_NAME = "labels.npy"
 # Fields that define the dataset: a directory whose manifest differs in any of them is another dataset.
-IDENTITY_KEYS = ("generator", "params", "seed", "size", "num_images", "format", "bucket_size")
+IDENTITY_KEYS = ("generator", "generator_revision", "params", "seed", "size", "num_images", "format", "bucket_size")
+# What a manifest written before a key existed meant by it.
+IDENTITY_DEFAULTS = {"generator_revision": 1}
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,18 @@ def write_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> None:
 
 
 def identity(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {k: manifest.get(k) for k in IDENTITY_KEYS}
+    return {k: manifest.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS}
 
 
 def identity_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Human-readable differences between two manifests' identities."""
     diffs = []
     for k in IDENTITY_KEYS:
-        if old.get(k) != new.get(k):
+        if old.get(k) == new.get(k):
+            continue
+        if k == "generator_revision":
+            diffs.append(f"rendered by revision {old.get(k)} of {old.get('generator')}, "
+                         f"this release renders revision {new.get(k)}")
+        else:
             diffs.append(f"{k}: {old.get(k)!r} here vs {new.get(k)!r} requested")
     return diffs

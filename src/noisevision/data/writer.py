@@ -546,6 +546,7 @@ def plan_generation(cfg: GenerateConfig) -> GenerationPlan:
     manifest: dict[str, Any] = {
         "noisevision_dataset": 1,
         "generator": generator,
+        "generator_revision": gen.revision,
         "family": gen.spec.family,
         "description": gen.spec.description,
         "params": params_to_dict(gen.params),

@@ -20,7 +20,7 @@ import importlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -58,6 +58,9 @@ class GeneratorSpec:
         fast_overrides: parameters for a quick CPU look (``preview --all``, smoke
             benchmarks) where the defaults are slow (e.g. feature-vis steps).
         required: parameters the user must set (e.g. a checkpoint path).
+        revision: bumped by a release that changes the images this variant renders from the same
+            parameters and seed. A dataset records it, so a resumed or repaired dataset never mixes
+            the renders of two revisions, and the comparison's cache keys change with it.
     """
 
     name: str
@@ -72,13 +75,22 @@ class GeneratorSpec:
     fast_overrides: dict[str, Any] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     num_classes: Callable[[Any], int | None] | None = None
+    revision: int = 1
 
 
 GENERATORS: Registry[GeneratorSpec] = Registry("generator")
 
-# Dynamic names such as ``mixup/<name>`` or ``mix:<a>+<b>``: prefix -> factory
-# ``factory(name, overrides) -> Generator``. ``list`` shows their help lines.
-_DYNAMIC: dict[str, tuple[Callable[[str, dict[str, Any]], "Generator"], str]] = {}
+
+
+class _Dynamic(NamedTuple):
+    """A family of names such as ``mixup/<name>`` or ``mix:<a>+<b>``, built on the fly."""
+
+    factory: Callable[[str, dict[str, Any]], "Generator"]  # (name, overrides) -> Generator
+    help: str  # the line ``list`` shows
+    parts: Callable[[str], list[str]]  # name -> the generators it renders from
+
+
+_DYNAMIC: dict[str, _Dynamic] = {}
 
 
 def register_generator(
@@ -94,12 +106,15 @@ def register_generator(
     fast_overrides: dict[str, Any] | None = None,
     required: tuple[str, ...] = (),
     num_classes: Callable[[Any], int | None] | None = None,
+    revision: int = 1,
     **defaults: Any,
 ) -> GeneratorSpec:
     """Register one variant; ``defaults`` override the dataclass defaults."""
     bad = set(defaults) - {f.name for f in dataclasses.fields(params_cls)}
     if bad:
         raise TypeError(f"{name}: unknown default parameter(s) {sorted(bad)}")
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 1:
+        raise TypeError(f"{name}: revision must be a positive integer, got {revision!r}")
     spec = GeneratorSpec(
         name=name,
         description=description,
@@ -113,21 +128,28 @@ def register_generator(
         fast_overrides=dict(fast_overrides or {}),
         required=tuple(required),
         num_classes=num_classes,
+        revision=revision,
     )
     params_cls(**defaults)  # defaults must validate
     return GENERATORS.register(name, spec)
 
 
-def register_dynamic(prefix: str, factory: Callable[[str, dict[str, Any]], "Generator"], help: str) -> None:
-    """Register a family of names built on the fly from a prefix (combinators)."""
+def register_dynamic(prefix: str, factory: Callable[[str, dict[str, Any]], "Generator"], help: str,
+                     parts: Callable[[str], list[str]] | None = None) -> None:
+    """Register a family of names built on the fly from a prefix (combinators); ``parts(name)`` names
+    the registered generators one of them renders from (its revision follows theirs)."""
     if prefix in _DYNAMIC:
         raise ValueError(f"dynamic generator prefix {prefix!r} is already registered")
-    _DYNAMIC[prefix] = (factory, help)
+    _DYNAMIC[prefix] = _Dynamic(factory, help, parts or (lambda name: []))
 
 
 def dynamic_prefixes() -> dict[str, str]:
     """Prefix -> help line of the dynamic (combinator) generators."""
-    return {p: h for p, (_, h) in _DYNAMIC.items()}
+    return {p: d.help for p, d in _DYNAMIC.items()}
+
+
+def _dynamic(name: str) -> _Dynamic | None:
+    return next((d for prefix, d in _DYNAMIC.items() if name.startswith(prefix)), None)
 
 
 # ---------------------------------------------------------------- parameters
@@ -218,6 +240,10 @@ class Generator:
     def uses_torch(self) -> bool:
         return self.spec.uses_torch
 
+    @property
+    def revision(self) -> int:
+        return self.spec.revision
+
     def params_dict(self) -> dict[str, Any]:
         return params_to_dict(self.params)
 
@@ -255,9 +281,9 @@ def create_generator(name: str, **overrides: Any) -> Generator:
     """
     _ensure_loaded()
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for prefix, (factory, _) in _DYNAMIC.items():
-        if name.startswith(prefix):
-            return factory(name, overrides)
+    dynamic = _dynamic(name)
+    if dynamic is not None:
+        return dynamic.factory(name, overrides)
     spec = GENERATORS.get(name)
     params = resolve_params(spec.params_cls, spec.defaults, overrides, name)
     missing = [r for r in spec.required if getattr(params, r) in (None, "")]
@@ -270,6 +296,20 @@ def list_generators(pattern: str = "*") -> list[str]:
     """Registered generator names matching a wildcard, e.g. ``"stylegan/*"``."""
     _ensure_loaded()
     return GENERATORS.names(pattern)
+
+
+def generator_revision(name: str) -> int:
+    """The revision of what ``name`` renders (:attr:`GeneratorSpec.revision`), without building its
+    parameters; a combinator's moves whenever one of its parts' does.
+
+    Raises:
+        UserError: unknown generator.
+    """
+    _ensure_loaded()
+    dynamic = _dynamic(name)
+    if dynamic is None:
+        return GENERATORS.get(name).revision
+    return 1 + sum(generator_revision(part) - 1 for part in dynamic.parts(name))
 
 
 def get_spec(name: str) -> GeneratorSpec:
@@ -285,7 +325,7 @@ def fast_overrides(name: str) -> dict[str, Any]:
         UserError: unknown generator.
     """
     _ensure_loaded()
-    if any(name.startswith(prefix) for prefix in _DYNAMIC):
+    if _dynamic(name) is not None:
         return {}
     return dict(GENERATORS.get(name).fast_overrides)
 

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import UserError, did_you_mean
 from ..parsing import resolve_params
 from ..rng import image_rng
-from .base import GENERATORS, Generator, GeneratorSpec, create_generator, register_dynamic
+from .base import GENERATORS, Generator, GeneratorSpec, create_generator, generator_revision, register_dynamic
 
 MIXUP_PREFIX = "mixup/"
 MIX_PREFIX = "mix:"
@@ -140,6 +140,7 @@ def _make_mixup(name: str, overrides: dict[str, Any]) -> Generator:
         render=_mixup_render(inner),
         batch_size=max(1, inner.batch_size // params.k),
         uses_torch=inner.uses_torch,
+        revision=generator_revision(name),
     )
     return Generator(name=name, spec=spec, params=params)
 
@@ -293,6 +294,7 @@ def _make_mix(name: str, overrides: dict[str, Any]) -> Generator:
         uses_torch=any(g.uses_torch for g in gens),
         labels=lambda idx, seed, p: mix_choices(idx, seed, p),
         num_classes=lambda p: len(p.components),
+        revision=generator_revision(name),
     )
     return Generator(name=name, spec=spec, params=params)
 
@@ -301,9 +303,11 @@ register_dynamic(
     MIXUP_PREFIX,
     _make_mixup,
     "mixup/<name>: MixUp of k (default 6) images of <name> with Dirichlet(alpha=1) weights (params k, alpha, source_pool; others go to <name>)",
+    parts=lambda name: [name[len(MIXUP_PREFIX):]],
 )
 register_dynamic(
     MIX_PREFIX,
     _make_mix,
     "mix:<a>[@w]+<b>[@w]+...: each image from one generator, chosen with probability proportional to its weight (params <component>.<param>)",
+    parts=lambda name: parse_mix(name)[0],
 )

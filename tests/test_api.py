@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -108,3 +109,23 @@ def test_a_misspelt_config_key_is_named_before_the_field_it_leaves_missing(tmp_p
     config.write_text(yaml.safe_dump({"generator": "dead-leaves/mixed", "num_image": 5}))
     assert main(["generate", "--config", str(config), "-o", str(tmp_path / "ds")]) == 2
     assert "generate has no parameter 'num_image' (did you mean: num_images?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe garbage", "cannot read config file .*: 'utf-8' codec can't decode"),
+    (b"1: 2\n", "config file .*: every key must be a name, got 1"),
+    (b"params: {1: 2}\ngenerator: stat/spectrum\nnum_images: 2\n", "params: every key must be a name, got 1"),
+    (b"params: 5\ngenerator: stat/spectrum\nnum_images: 2\n", "params must be a mapping of key: value"),
+])
+def test_a_config_file_of_the_wrong_shape_is_one_line(tmp_path, capsys, content, message):
+    config = tmp_path / "bad.yaml"
+    config.write_bytes(content)
+    assert main(["generate", "--config", str(config), "-o", str(tmp_path / "ds")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_missing_positional_argument_is_named_as_one(capsys):
+    assert main(["export"]) == 2
+    assert "export needs the run argument (or run: in --config)" in capsys.readouterr().err

@@ -170,5 +170,9 @@ def test_errors() -> None:
         build_augmentation("small", 32, colour=0.3)
     with pytest.raises(UserError, match="backend"):
         build_augmentation("small", 32, backend="pil")
+    with pytest.raises(UserError, match="blur_p must be a number, got 'abc'"):
+        build_augmentation("small", 32, blur_p="abc")
+    with pytest.raises(UserError, match="scale needs 2 comma-separated values, got 0.5"):
+        build_augmentation("small", 32, scale=0.5)
     with pytest.raises(UserError, match="uint8"):
         build_augmentation("small", 8)(torch.zeros(2, 8, 8, 4, dtype=torch.uint8))

@@ -384,6 +384,47 @@ def test_bad_datasets_and_outputs_fail_before_any_work(tmp_path, capsys, monkeyp
     assert list(read_only.iterdir()) == [] and a_file.read_text() == "mine"
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("method: byol", "unknown method 'byol'"),
+    ("arch_kwargs: {width: abc}", "invalid arguments for encoder 'smallalexnet32': width must be a number"),
+    ("aug: tiny", "unknown augmentation preset 'tiny'"),
+    ("gen_workers: 0", "gen_workers must be at least 1"),
+    ("batch_size: 100000", "batch_size 100000 is more than the"),
+    ("probe_protocol: slow", "probe_protocol must be one of fast, paper"),
+])
+def test_bad_profile_settings_fail_before_any_work(tmp_path, capsys, monkeypatch, setting, message):
+    """A profile's mistake is found before the first entry generates, trains or probes, not hours later."""
+    from noisevision.comparison.suite import PROFILE_DIR, SuiteRun
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the profile was checked")
+
+    monkeypatch.setattr(SuiteRun, "run_entry", refuse)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((PROFILE_DIR / "quick.yaml").read_text() + setting + "\n")
+    for split in ("train", "test"):
+        (tmp_path / "data" / split / "a").mkdir(parents=True)
+    out = tmp_path / "out"
+    assert main(["compare", "--profile", str(mine), "--datasets", f"imagefolder:{tmp_path / 'data'}",
+                 "--out", str(out)]) == 2
+    _one_line_error(capsys, message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "{}"])
+def test_a_damaged_cached_result_is_named(tmp_path, content):
+    """A result file changed or cut short elsewhere is named with what to do, not a traceback."""
+    from noisevision.comparison.suite import SuiteRun, parse_datasets, suite_entry
+
+    run, entry, ds = SuiteRun(get_profile("quick"), tmp_path), suite_entry("baseline/random-init"), \
+        parse_datasets("cifar10")[0]
+    path = run.probe_path(entry, ds, run.random_encoder(), 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(UserError, match=f"{path.name} is damaged .*; delete it to compute it again"):
+        run.probe_entry(entry, ds, run.random_encoder(), 0)
+
+
 @pytest.mark.slow
 def test_quick_profile_end_to_end_and_cached_rerun(tmp_path, data_root, capsys):
     out = tmp_path / "quick"

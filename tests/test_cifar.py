@@ -191,6 +191,11 @@ def test_unknown_and_missing_datasets(tmp_path, monkeypatch):
         resolve_dataset("tiny-imagenet-32", data_root=tmp_path, cache_dir=tmp_path / "cache")
     with pytest.raises(UserError, match="does not exist"):
         resolve_dataset(f"imagefolder:{tmp_path / 'nope'}")
+    with pytest.raises(UserError, match=r"in .*typo \(no such folder\) and"):  # a mistyped data root is said so
+        resolve_dataset("tiny-imagenet-32", data_root=tmp_path / "typo", cache_dir=tmp_path / "cache")
+    (tmp_path / "tiny-imagenet-32.tar.gz").write_bytes(b"not an archive")
+    with pytest.raises(UserError, match=r"^cannot unpack .*tiny-imagenet-32.tar.gz: [^\n]*$"):  # one line
+        resolve_dataset("tiny-imagenet-32", data_root=tmp_path, cache_dir=tmp_path / "cache")
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import gc
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from noisevision import distributed as nvdist
+from noisevision.errors import UserError
 from noisevision.losses import align_loss, nt_xent_loss, uniform_loss
 
 WORLD = 2
@@ -96,4 +98,19 @@ def test_single_process_helpers_are_identities(monkeypatch) -> None:
     assert not nvdist.gather_no_grad(x).requires_grad
     nvdist.barrier()
     nvdist.cleanup()
+    assert not dist.is_initialized()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"RANK": "0", "WORLD_SIZE": "2"}, "MASTER_ADDR and MASTER_PORT are not: launch with torchrun"),
+    ({"RANK": "2", "WORLD_SIZE": "2", "MASTER_ADDR": "localhost", "MASTER_PORT": "1"}, "RANK 2 is not below WORLD_SIZE 2"),
+])
+def test_a_distributed_environment_without_torchrun_is_one_line(monkeypatch, env, message) -> None:
+    """RANK and WORLD_SIZE left over in a shell (not set by torchrun) must not reach torch's rendezvous."""
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(UserError, match=message):
+        nvdist.init_distributed("cpu")
     assert not dist.is_initialized()

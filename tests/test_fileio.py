@@ -1,10 +1,10 @@
-"""File writing and figure saving: a file appears under its final name only when complete."""
+"""File writing and reading, and figure saving: a file appears under its final name only when complete."""
 from __future__ import annotations
 
 import pytest
 
 from noisevision.errors import UserError
-from noisevision.fileio import atomic_path, atomic_write_text
+from noisevision.fileio import atomic_path, atomic_write_text, read_json_lines, read_json_object
 from noisevision.plotting import pyplot, save_png
 
 
@@ -44,3 +44,14 @@ def test_save_png_closes_the_figure_and_keeps_no_partial_file_when_saving_fails(
         save_png(fig, tmp_path / "fig.png", dpi=-1)  # matplotlib rejects a negative resolution
     assert fig.number not in plt.get_fignums()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_lines_skip_a_line_cut_short_and_a_damaged_object_is_named(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"step": 1}\n[2]\n{"step": 3}\n{"step": 4, "lo')  # a kill mid-append leaves the last
+    assert read_json_lines(metrics) == [{"step": 1}, {"step": 3}]
+    assert read_json_lines(tmp_path / "missing.jsonl") == []
+    (tmp_path / "r.json").write_text('{"metrics": {}}')
+    assert read_json_object(tmp_path / "r.json", required=("metrics",)) == {"metrics": {}}
+    with pytest.raises(UserError, match=r"r.json is damaged \(no 'summary'\); delete it to compute it again"):
+        read_json_object(tmp_path / "r.json", required=("summary",))

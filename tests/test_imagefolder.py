@@ -147,6 +147,24 @@ def test_bad_input_errors(tmp_path):
         load_image_folder(tmp_path / "flat", None, 4)
 
 
+def test_an_unreadable_file_is_an_error_and_not_cached_as_corrupt(tmp_path, monkeypatch):
+    """Permissions are the user's to fix: the file is not skipped as corrupt, nor remembered as bad."""
+    root = _solid_tree(tmp_path / "ds", {"a": (1, 2, 3), "b": (4, 5, 6)})
+    real = imagefolder.decode_image
+
+    def denied(path, size):
+        if Path(path).parent.name == "a":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, size)
+
+    monkeypatch.setattr(imagefolder, "decode_image", denied)
+    with pytest.raises(UserError, match=r"cannot read .*a/.*: permission denied"):
+        load_image_folder(root, "train", 4, cache_dir=tmp_path / "cache", skip_bad_images=True)
+    assert not list((tmp_path / "cache").rglob("*.npz"))
+    monkeypatch.setattr(imagefolder, "decode_image", real)
+    assert len(load_image_folder(root, "train", 4, cache_dir=tmp_path / "cache")) == 6
+
+
 def test_parallel_decode_matches_serial(tmp_path, monkeypatch):
     monkeypatch.setattr(imagefolder, "_CHUNK", 2)
     monkeypatch.setattr(imagefolder, "_MIN_PARALLEL_CHUNKS", 2)

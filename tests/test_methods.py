@@ -168,4 +168,8 @@ def test_create_method_errors() -> None:
         create_method("simclr", tiny_resnet(), temperature=0)
     with pytest.raises(UserError):
         create_method("mocov2", tiny_resnet(), queue=3)
+    with pytest.raises(UserError, match="'mocov2': queue_size must be an integer, got 1.5"):
+        create_method("mocov2", tiny_resnet(), queue_size=1.5)
+    with pytest.raises(UserError, match="'simclr': temperature must be a number, got 'abc'"):
+        create_method("simclr", tiny_resnet(), temperature="abc")
     assert create_method("mocov2", tiny_resnet(), queue_size=None, momentum=0.5).queue.shape[0] == 65536

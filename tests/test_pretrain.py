@@ -334,6 +334,10 @@ def test_resume_cleans_temporaries_and_works_from_another_folder(tiny_npy: Path,
     code, err = run_cli(["--resume", "--out", str(run)], capsys)  # ...the same run resumes from here
     assert code == 0, err
     assert not stale.exists()
+    summary = (run / "summary.json").read_text()
+    code, err = run_cli(["--resume", "--out", str(run)], capsys)  # finished: nothing to train, its summary stands
+    assert code == 0, err
+    assert (run / "summary.json").read_text() == summary and math.isfinite(json.loads(summary)["final_loss"])
 
 
 def test_undecodable_training_images_are_counted_and_reported(tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from noisevision.cli import main
+from noisevision.errors import UserError
 from noisevision.eval import decode_outcomes, encode_outcomes, probe
 from noisevision.eval.features import extract_features, normalization_for, prepare_encoder, recalibrate_batchnorm
 from noisevision.models import create_encoder, save_encoder
@@ -112,6 +113,16 @@ def test_checkpoint_encoder_and_run_dir(solid_colours, cache, tmp_path):
     assert result["normalization"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
 
 
+def test_an_encoder_with_nan_weights_is_refused_before_fitting(solid_colours, cache, tmp_path):
+    enc = create_encoder("smallalexnet32")
+    with torch.no_grad():
+        next(enc.parameters()).fill_(float("nan"))
+    save_encoder(tmp_path / "nan.pt", enc)
+    with pytest.raises(UserError, match="gives NaN or infinite features on imagefolder:.*training diverged"):
+        probe(encoder=str(tmp_path / "nan.pt"), dataset=f"imagefolder:{solid_colours}", progress=False,
+              align_images=8)
+
+
 def test_batchnorm_recalibration_uses_batch_statistics():
     enc = prepare_encoder(create_encoder("smallalexnet32"), torch.device("cpu"))
     images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
@@ -160,6 +171,13 @@ def test_bad_inputs(solid_colours, cache, tmp_path, capsys):
     (tmp_path / "a_file").write_text("mine")
     _expect_error(base + ["--encoder", "pixels", "--out", str(tmp_path / "a_file" / "r.json")], capsys,
                   "a_file is a file, not a folder")
+    (tmp_path / "results").mkdir()
+    _expect_error(base + ["--encoder", "pixels", "--out", str(tmp_path / "results")], capsys,
+                  "results is a folder; give the path of the file to write")
+    _expect_error(["probe", "--dataset", f"imagefolder:{tmp_path / 'a_file'}", "--encoder", "pixels"], capsys,
+                  "a_file is a file, not a folder")
+    _expect_error(["probe", "--dataset", "imagefolder:", "--encoder", "pixels"], capsys,
+                  "'imagefolder:' names no folder")
     _expect_error(base + ["--encoder", "random:smallalexnet32", "--image-size", "64"], capsys,
                   r"'smallalexnet32' takes only 32 px inputs; pass --image-size 32")
 

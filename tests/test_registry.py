@@ -1,7 +1,7 @@
 """The generic registry, per-image RNG streams and parameter resolution."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -45,6 +45,7 @@ class _P:
     span: tuple[float, float] = (0.5, 3.5)
     flag: bool = False
     name: str | None = None
+    table: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.span[0] >= self.span[1]:
@@ -55,6 +56,7 @@ def test_resolve_params_coerces_cli_strings():
     p = resolve_params(_P, {"count": 5}, {"rate": "2.5", "span": "1,3", "flag": "yes", "name": "none"}, "x")
     assert p == _P(rate=2.5, count=5, span=(1.0, 3.0), flag=True, name=None)
     assert resolve_params(_P, {}, {"count": "4"}, "x").count == 4
+    assert resolve_params(_P, {}, {"span": "[1,3]", "table": None}, "x") == _P(span=(1.0, 3.0))  # Python-style pair
 
 
 @pytest.mark.parametrize(
@@ -68,6 +70,10 @@ def test_resolve_params_coerces_cli_strings():
         ({"rate": "fast"}, "bad value for rate: rate must be a number, got 'fast'"),
         ({"rate": "1,2"}, "rate must be a number, got '1,2'"),
         ({"count": "many"}, "count must be an integer, got 'many'"),
+        ({"span": 2}, "span needs 2 comma-separated values, got 2"),  # a YAML scalar for a pair
+        ({"name": ["a", "b"]}, r"name must be one value, got \['a', 'b'\]"),  # a YAML list for a string
+        ({"table": 5}, "table must be a mapping of key: value"),
+        ({"table": {1: 2}}, "table: every key must be a name, got 1"),
     ],
 )
 def test_resolve_params_rejects_bad_values(overrides, message):

@@ -138,6 +138,21 @@ def test_a_new_generator_revision_is_another_dataset(tmp_path, monkeypatch):
     assert res.rendered == 20 and read_manifest(out)["generator_revision"] == 2
 
 
+def test_a_deleted_npy_array_is_rendered_again_and_a_damaged_manifest_named(tmp_path):
+    out = tmp_path / "d"
+    generate_dataset("test/toy", 20, 8, out, format="npy", progress=False)
+    before = np.load(out / "images.npy")
+    (out / "images.npy").unlink()
+    res = generate_dataset("test/toy", 20, 8, out, format="npy", progress=False)  # without --verify
+    assert res.complete and res.rendered == 20 and np.array_equal(np.load(out / "images.npy"), before)
+    (out / "manifest.json").write_bytes(b"\xff\xfe not text")
+    with pytest.raises(UserError, match="not a readable noisevision manifest .*utf-8.*; choose another --out, "
+                                        "or delete .* to start again"):
+        generate_dataset("test/toy", 20, 8, out, format="npy", progress=False)
+    with pytest.raises(UserError, match="not a readable noisevision manifest"):
+        verify_dataset(out)
+
+
 def test_parse_shard():
     assert parse_shard("2/4") == (2, 4)
     assert parse_shard(None, {"RANK": "1", "WORLD_SIZE": "3"}) == (1, 3)

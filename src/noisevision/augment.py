@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UserError
+from .parsing import coerce
 from .registry import Registry
 
 STL10_MEAN = (0.44087801806139126, 0.42790631331699347, 0.3867879370752931)
@@ -109,9 +111,10 @@ def get_aug_config(preset: str, **overrides: Any) -> AugConfig:
     unknown = set(overrides) - {f.name for f in dataclasses.fields(AugConfig)}
     if unknown:
         raise UserError(f"unknown augmentation option(s) {sorted(unknown)}; valid: {[f.name for f in dataclasses.fields(AugConfig)]}")
+    hints = typing.get_type_hints(AugConfig)
     try:
-        return dataclasses.replace(base, **overrides)
-    except ValueError as exc:
+        return dataclasses.replace(base, **{k: coerce(v, hints[k], k) for k, v in overrides.items()})
+    except (TypeError, ValueError) as exc:
         raise UserError(f"invalid augmentation option: {exc}") from None
 
 

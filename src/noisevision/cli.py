@@ -93,7 +93,8 @@ def config_values(args: argparse.Namespace, cls: type, command: str) -> dict[str
         values[f.name] = given
     for f in dataclasses.fields(cls):
         if f.metadata.get("required") and values.get(f.name) in (None, ""):
-            flag = f.metadata.get("flags", (f"--{f.name.replace('_', '-')}",))[0]
+            flag = f"the {f.name} argument" if f.metadata.get("positional") else \
+                f.metadata.get("flags", (f"--{f.name.replace('_', '-')}",))[0]
             raise UserError(f"{command} needs {flag} (or {f.name}: in --config)")
     return values
 

@@ -65,6 +65,12 @@ def init_distributed(device_pref: str | None = "auto") -> DistInfo:
         local_rank = int(os.environ.get("LOCAL_RANK", rank))
     except ValueError:
         raise UserError("RANK / WORLD_SIZE / LOCAL_RANK must be integers (are you launching with torchrun?)") from None
+    if not 0 <= rank < world_size:
+        raise UserError(f"RANK {rank} is not below WORLD_SIZE {world_size} (are you launching with torchrun?)")
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if missing and not dist.is_initialized():
+        raise UserError(f"RANK and WORLD_SIZE are set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                        "not: launch with torchrun, or unset RANK and WORLD_SIZE to run one process")
     if device.type == "cuda":
         device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(device)

@@ -1,6 +1,7 @@
 """File writing for every layer: a file appears under its final name only when complete.
 
-Atomic byte/text writes, JSON, and OS errors turned into one-line user errors.
+Atomic byte/text writes, JSON (and reading it back, with damage named in one line), and OS errors turned
+into one-line user errors.
 """
 from __future__ import annotations
 
@@ -70,9 +71,12 @@ def prepare_output_file(path: str | os.PathLike) -> Path:
     minutes of work rather than after; returns the path with ``~`` expanded.
 
     Raises:
-        UserError: the folder cannot be created (a file in the way, permission denied, disk full).
+        UserError: ``path`` is a folder, or its folder cannot be created (a file in the way, permission
+            denied, disk full).
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the path of the file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -95,6 +99,39 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON (non-JSON values such as paths become strings), atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def read_json_object(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object this library wrote (a cached result, a run's summary), with its ``required`` keys.
+
+    Raises:
+        UserError: the file is unreadable, not JSON, not an object, or lacks a required key; it names
+            the file, which the library writes only whole, so it was changed or damaged elsewhere.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+        problem = "not a JSON object" if not isinstance(data, dict) else next(
+            (f"no {key!r}" for key in required if key not in data), None)
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
+        problem = str(exc).splitlines()[0]
+    if problem is not None:
+        raise UserError(f"{path} is damaged ({problem}); delete it to compute it again")
+    return data
+
+
+def read_json_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file such as a run's metrics (none if it is missing); a line cut short
+    by a kill, or one that is not an object, is skipped."""
+    path = Path(path)
+    rows = []
+    for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _user_os_error(exc: OSError, path: Path) -> UserError:

@@ -20,7 +20,7 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,11 +69,12 @@ def parse_kv(items: Iterable[str] | Mapping[str, Any] | None, name: str, typed: 
     Dashes in keys become underscores.
 
     Raises:
-        UserError: an item without ``=`` or with an empty key.
+        UserError: an item without ``=``, an empty key, or a mapping key that is not a string.
     """
     if items is None:
         return {}
     if isinstance(items, Mapping):
+        _check_string_keys(items, name)
         return dict(items)
     if isinstance(items, str):  # one key=value written as a plain YAML string
         items = [items]
@@ -86,6 +87,12 @@ def parse_kv(items: Iterable[str] | Mapping[str, Any] | None, name: str, typed: 
             raise UserError(f"{name} {item!r} must look like key=value")
         out[key.strip().replace("-", "_")] = parse_value(value) if typed else value.strip()
     return out
+
+
+def _check_string_keys(mapping: Mapping[Any, Any], name: str) -> None:
+    bad = next((k for k in mapping if not isinstance(k, str)), None)
+    if bad is not None:
+        raise UserError(f"{name}: every key must be a name, got {bad!r}")
 
 
 def coerce(value: Any, annotation: Any, name: str) -> Any:
@@ -114,6 +121,8 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
             return False
         raise ValueError(f"{name} must be {SCALAR_KINDS[bool]}, got {value!r}")
     if annotation is str:
+        if isinstance(value, (list, tuple, dict)):
+            raise ValueError(f"{name} must be one value, got {value!r}")
         return str(value)
     if annotation in (int, float):
         kind = SCALAR_KINDS[annotation]
@@ -127,12 +136,22 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
             raise ValueError(f"{name} must be {SCALAR_KINDS[int]}, got {value!r}")
         return int(value) if isinstance(value, int) else int(number)  # exact for large integers; True -> 1
     if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value)
+        if isinstance(value, str):
+            text = value.strip()
+            if text[:1] + text[-1:] in ("[]", "()"):  # "[1,2]" written the Python way
+                text = text[1:-1]
+            items: list[Any] = text.split(",")
+        else:
+            items = list(value) if isinstance(value, (list, tuple)) else [value]
         if args and args[-1] is not Ellipsis and len(items) != len(args):
             raise ValueError(f"{name} needs {len(args)} comma-separated values, got {value!r}")
         types_ = [args[0]] * len(items) if (args and args[-1] is Ellipsis) else list(args)
         return tuple(coerce(v.strip() if isinstance(v, str) else v, t, name) for v, t in zip(items, types_))
-    if origin is dict and isinstance(value, (list, tuple, str)):
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, (Mapping, list, tuple, str)):
+            raise ValueError(f"{name} must be a mapping of key: value (or a list of key=value), got {value!r}")
         return parse_kv([value] if isinstance(value, str) else value, name)
     return value
 
@@ -151,6 +170,18 @@ def check_scalar(value: Any, annotation: Any, name: str) -> None:
     accepted = {*kinds, int} if float in kinds else set(kinds)
     if type(value) not in accepted:  # exact types: True is not an integer here
         raise ValueError(f"{name} must be {' or '.join(SCALAR_KINDS[t] for t in kinds)}, got {value!r}")
+
+
+def check_argument_types(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
+    """Refuse (ValueError) a keyword argument whose value does not fit ``fn``'s bool / int / float / str
+    annotation (:func:`check_scalar`), so that ``width=abc`` is a one-line error rather than a failure
+    deep inside ``fn``. Arguments ``fn`` does not annotate pass: ``fn`` names unknown ones itself."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # a plugin whose annotations do not resolve: leave the checking to it
+        return
+    for key, value in kwargs.items():
+        check_scalar(value, hints.get(key), key)
 
 
 def check_field_names(params_cls: type, keys: Iterable[str], where: str) -> None:
@@ -196,12 +227,13 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
         values = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8 text
         raise UserError(f"cannot read config file {path}: {str(exc).splitlines()[0]}") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise UserError(f"config file {path} must hold a mapping of field: value")
+    _check_string_keys(values, f"config file {path}")
     return values
 
 

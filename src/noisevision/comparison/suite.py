@@ -38,12 +38,13 @@ from ..data.writer import generate_dataset
 from ..errors import UserError, did_you_mean
 from ..eval import probe
 from ..eval.analyze import ANALYSIS_VERSION, DEFAULT_ENCODER, analyze
-from ..fileio import atomic_write_text, prepare_output_dir, write_json
+from ..eval.probe import PROTOCOLS
+from ..fileio import atomic_write_text, prepare_output_dir, read_json_lines, read_json_object, write_json
 from ..generators import fast_overrides, generator_revision
 from ..models import spec_kind
 from ..parsing import load_yaml, make_config, resolve_params
 from ..resources import max_workers
-from ..train import PretrainConfig, pretrain
+from ..train import PretrainConfig, check_model_settings, pretrain
 from .paper import BEYOND_PAPER, FDSL_GENERATORS, PAPER_FAMILIES, PAPER_ROWS, RANDOM_KEY, REAL_KEY, SUPERVISED_SUFFIX
 from .report import write_report
 from .stats import row_outcomes
@@ -163,6 +164,14 @@ class Profile:
         return list(dict.fromkeys([seed, *spread, *extra_seeds]))
 
     def __post_init__(self) -> None:
+        smallest = min([self.num_images, *self.generator_num_images.values()])
+        if self.batch_size > smallest:
+            raise ValueError(f"batch_size {self.batch_size} is more than the {smallest} images of a dataset; "
+                             "lower batch_size or raise num_images")
+        if self.gen_workers < 1:
+            raise ValueError(f"gen_workers must be at least 1, got {self.gen_workers}")
+        if self.probe_protocol not in PROTOCOLS:
+            raise ValueError(f"probe_protocol must be one of {', '.join(PROTOCOLS)}, got {self.probe_protocol!r}")
         if not 2 <= self.analyze_images <= 100_000:
             raise ValueError(f"analyze_images must be in 2..100000, got {self.analyze_images}")
         check_pinnable_precision(self.precision)
@@ -322,6 +331,16 @@ class SuiteRun:
             cfg["method_kwargs"] = dict(entry.method_kwargs)
         return cfg
 
+    def check_settings(self, entries: Sequence[Entry]) -> None:
+        """Refuse (UserError) pretraining settings of the profile or an entry that ``pretrain`` would refuse,
+        before the first entry's work rather than after it."""
+        for entry in entries:
+            if entry.kind == "random":
+                continue
+            where = f"profile {self.profile.name}, entry {entry.key}"
+            config = make_config(PretrainConfig, self.pretrain_config(entry, "", 0), {}, where)
+            check_model_settings(config)
+
     def encoders(self, entry: Entry, datasets: Sequence[EvalDataset], seed: int
                  ) -> Iterator[tuple[list[EvalDataset], str, Path | None, dict[str, Any] | None]]:
         """(evaluation datasets, encoder, run directory, pretraining config) for each encoder of an entry.
@@ -404,7 +423,7 @@ class SuiteRun:
                              data_root=self.data_root, sheet=False, device=self.device, progress=self.progress)
             result = self.portable_result(result, result["reference"]["path"], ds.name)
             write_json(path, result)
-        return json.loads(path.read_text())["summary"]
+        return read_json_object(path, required=("summary",))["summary"]
 
     def portable_hash(self, obj: Any) -> str:
         """A cache key that does not depend on where ``--out`` or the data root lies.
@@ -492,9 +511,9 @@ class SuiteRun:
         """Generation and pretraining time of a run directory, for the table (empty if not run here)."""
         out: dict[str, Any] = {}
         if (run_dir / TIMINGS_FILE).exists():
-            out.update(json.loads((run_dir / TIMINGS_FILE).read_text()))
+            out.update(read_json_object(run_dir / TIMINGS_FILE))
         if (run_dir / "summary.json").exists():
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = read_json_object(run_dir / "summary.json")
             out.update(_pretrain_timing(summary, self.profile.batch_size, run_dir / "metrics.jsonl"))
             out["pretrain_precision"] = summary.get("precision")
         return {k: v for k, v in out.items() if v is not None}
@@ -528,7 +547,7 @@ class SuiteRun:
         path = self.probe_path(entry, ds, encoder, seed)
         timings = timings or {}
         if path.exists():
-            result = json.loads(path.read_text())
+            result = read_json_object(path, required=("metrics",))
             # Fill in timings the result lacks (its data was generated elsewhere, say), never replace one: a run
             # trained again because a fresh machine lost the cache is not the run this result probed.
             stored = result.setdefault("suite", {})
@@ -593,8 +612,9 @@ def _pretrain_timing(summary: dict[str, Any], batch_size: int,
     resumed = last_speed is not None and last_speed * wall < 0.99 * steps * batch
     if resumed and metrics is not None and metrics.exists():
         seconds, prev = 0.0, 0
-        for line in metrics.read_text().splitlines():
-            m = json.loads(line)
+        for m in read_json_lines(metrics):
+            if not isinstance(m.get("step"), (int, float)):
+                continue
             if m.get("images_per_s"):
                 seconds += (m["step"] - prev) * batch / m["images_per_s"]
             prev = m["step"]
@@ -704,9 +724,11 @@ def run_suite(
                         "the suite ran with")
     if not report_only:
         select_device(device)  # a device this machine lacks fails now, before any work or output
-    prepare_output_dir(out_dir)
     run = SuiteRun(prof, out_dir, data_root=data_root, device=device, progress=progress,
                    analyze=prof.analyze if analyze is None else analyze, report_only=report_only)
+    if not report_only:
+        run.check_settings(entries)
+    prepare_output_dir(out_dir)
 
     def seeds(entry: Entry) -> list[int]:
         return prof.seeds_of(entry.key, seed, extra_seeds)

@@ -84,7 +84,7 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
         raise UserError(f"{path} is not a readable noisevision manifest ({exc})") from None
     if not isinstance(data, dict) or "generator" not in data:
         raise UserError(f"{path} is not a noisevision dataset manifest")

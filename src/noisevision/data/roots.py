@@ -96,7 +96,7 @@ def safe_extract(archive: str | os.PathLike, dest_parent: str | os.PathLike, mem
         except tarfile.FilterError as exc:
             raise UserError(f"refusing to unpack {archive}: it contains unsafe paths ({exc})") from None
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise UserError(f"cannot unpack {archive}: {exc}") from None
+            raise UserError(f"cannot unpack {archive}: {str(exc).splitlines()[0]}") from None
         if not (tmp / member_root).is_dir():
             found = ", ".join(sorted(p.name for p in tmp.iterdir())[:5]) or "(nothing)"
             raise UserError(f"{archive} does not contain a top-level {member_root}/ folder (found: {found})")
@@ -279,9 +279,12 @@ def resolve_dataset(
     """
     folder = folder_of(dataset)
     if folder is not None:
+        if not str(folder) or str(folder) == ".":
+            raise UserError(f"{dataset!r} names no folder: write {IMAGEFOLDER_PREFIX}<path>")
         folder = folder.expanduser()
         if not folder.is_dir():
-            raise UserError(f"dataset folder {folder} does not exist")
+            raise UserError(f"dataset folder {folder} is a file, not a folder" if folder.exists()
+                            else f"dataset folder {folder} does not exist")
         return DatasetSource(dataset, "imagefolder", folder)
     if dataset not in DATASETS:
         raise UserError(
@@ -321,7 +324,11 @@ def resolve_cifar10(name: str, places: DataPlaces) -> DatasetSource:
     if official is None:
         if not places.allow_download:
             raise UserError(f"CIFAR-10 not found in {places.root} or {places.cache} and downloading is disabled")
-        official = download(CIFAR10_URL, places.cache / CIFAR10_ARCHIVE, md5=CIFAR10_MD5, opener=places.download_opener)
+        try:
+            official = download(CIFAR10_URL, places.cache / CIFAR10_ARCHIVE, md5=CIFAR10_MD5,
+                                opener=places.download_opener)
+        except UserError as exc:
+            raise UserError(f"CIFAR-10 is not in {_describe_root(places.root)} or {places.cache}; {exc}") from None
     return DatasetSource(name, "cifar-python", safe_extract(official, places.cache, CIFAR10_DIR))
 
 
@@ -331,9 +338,16 @@ def resolve_local_only(name: str, places: DataPlaces) -> DatasetSource:
     if found is not None:
         return found
     raise UserError(
-        f"dataset {name!r} not found: looked for {name}/ and {name}.tar.gz in "
-        f"{places.root or '(no data root: pass --data-root or set NOISEVISION_DATA)'} and {places.cache}"
+        f"dataset {name!r} not found: looked for {name}/ and {name}.tar.gz in {_describe_root(places.root)} "
+        f"and {places.cache}"
     )
+
+
+def _describe_root(root: Path | None) -> str:
+    """The data root for a "not found" message, saying when it is not a folder (a mistyped path)."""
+    if root is None:
+        return "(no data root: pass --data-root or set NOISEVISION_DATA)"
+    return str(root) if root.is_dir() else f"{root} (no such folder)"
 
 
 register_dataset("cifar10", resolve_cifar10, splits=("train", "test"), test_split="test", image_size=32, num_classes=10)

@@ -360,7 +360,10 @@ def _prepare_directory(out: Path, manifest: dict[str, Any], layout: Layout, over
     """Refuse another dataset's directory (unless overwrite); write the manifest if new."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is an existing file, not a directory; choose a new or empty directory")
-    existing = read_manifest(out) if out.exists() else None
+    try:
+        existing = read_manifest(out) if out.exists() else None
+    except UserError as exc:
+        raise UserError(f"{exc}; choose another --out, or delete {out} to start again") from None
     if existing is not None:
         diffs = identity_diff(identity(existing), identity(manifest))
         if not diffs:
@@ -567,7 +570,9 @@ def plan_generation(cfg: GenerateConfig) -> GenerationPlan:
 
     num_buckets = -(-num_images // BUCKET_SIZE)
     my_buckets = [b for b in range(num_buckets) if b % num_shards == shard_index]
-    repaired = _forget_failed_buckets(layout, manifest, my_buckets) if cfg.verify else []
+    # A deleted images.npy loses every bucket at once, which a check of two paths sees without --verify.
+    npy_lost = format == "npy" and not layout.npy.exists() and not layout.npy_partial.exists()
+    repaired = _forget_failed_buckets(layout, manifest, my_buckets) if cfg.verify or npy_lost else []
     todo_buckets = [b for b in my_buckets if _read_marker(layout, b) is None]
     done_images = sum(hi - lo for lo, hi in (_bucket_range(b, num_images, BUCKET_SIZE) for b in my_buckets if b not in todo_buckets))
     _remove_stale_temporaries(layout, todo_buckets)

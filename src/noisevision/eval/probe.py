@@ -344,6 +344,9 @@ def run_probe(plan: ProbePlan, timer: _Timer) -> ProbeOutcome:
     with timer.phase("extract_s"):
         train_feats, train_emb = extract_features(encoder, train.images, layer, size, mean, std, device, cfg.batch_size, progress=cfg.progress, desc="train features")
         test_feats, test_emb = extract_features(encoder, test.images, layer, size, mean, std, device, cfg.batch_size, progress=cfg.progress, desc="test features")
+    if not all(bool(torch.isfinite(t).all()) for t in (train_feats, train_emb, test_feats, test_emb)):
+        raise UserError(f"encoder {cfg.encoder} gives NaN or infinite features on {cfg.dataset}: its weights "
+                        "are damaged, or its training diverged")
     train_y, test_y = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
     feature_dim, embedding_dim = int(train_feats.shape[1]), int(train_emb.shape[1])
 

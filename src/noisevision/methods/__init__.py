@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..models import Encoder
+from ..parsing import check_argument_types
 from .alignuniform import AlignUniform
 from .base import METHODS, Method, register_method
 from .mocov2 import MoCoV2
@@ -44,6 +45,7 @@ def create_method(name: str, encoder: Encoder, **kwargs: Any) -> Method:
     cls = METHODS.get(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
+        check_argument_types(cls.__init__, kwargs)
         return cls(encoder, **kwargs)
     except (TypeError, ValueError) as exc:
         raise UserError(f"invalid arguments for method {name!r}: {exc}") from None

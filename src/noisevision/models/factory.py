@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import typing
 from typing import Any
 
 from ..errors import UserError
-from ..parsing import check_scalar
+from ..parsing import check_argument_types
 from .base import ENCODERS, Encoder
 
 __all__ = ["ENCODERS", "ENCODER_MODULES", "create_encoder", "encoder_kwargs", "list_encoders"]
@@ -36,27 +35,11 @@ def create_encoder(arch: str, **kwargs: Any) -> Encoder:
     """
     builder = ENCODERS.get(arch)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    _check_types(arch, builder, kwargs)
     try:
+        check_argument_types(builder, kwargs)
         return builder(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
-    except ValueError as exc:
-        raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
-
-
-def _check_types(arch: str, builder: Any, kwargs: dict[str, Any]) -> None:
-    """Refuse a value that does not match the builder's bool / int / float / str annotation, so that
-    ``--arch-kwargs width=abc`` is a one-line error rather than a failure deep inside the model."""
-    try:
-        hints = typing.get_type_hints(builder)
-    except Exception:  # a plugin's builder whose annotations do not resolve: leave the checking to it
-        return
-    for key, value in kwargs.items():
-        try:
-            check_scalar(value, hints.get(key), key)  # an unknown argument passes: the builder names it
-        except ValueError as exc:
-            raise UserError(f"invalid arguments for encoder {arch!r}: {exc}") from None
 
 
 def list_encoders(pattern: str = "*") -> list[str]:

@@ -7,6 +7,6 @@
 from __future__ import annotations
 
 from .config import PretrainConfig, build_config, lr_at
-from .loop import pretrain
+from .loop import check_model_settings, pretrain
 
-__all__ = ["PretrainConfig", "build_config", "lr_at", "pretrain"]
+__all__ = ["PretrainConfig", "build_config", "check_model_settings", "lr_at", "pretrain"]

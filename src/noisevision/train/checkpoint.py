@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from ..errors import UserError
-from ..fileio import atomic_write_text, user_os_error
+from ..fileio import atomic_write_text, read_json_lines, user_os_error
 from ..models.checkpoint import check_state_dict, read_versioned_torch_file, save_torch_file
 from .config import PretrainConfig, build_config
 
@@ -81,14 +81,9 @@ class RunDir:
         """Drop metric lines after ``last_step`` (written after the checkpoint a resumed run restarts from)."""
         if not self.metrics.is_file():
             return
-        kept = []
-        for line in self.metrics.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= last_step:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a kill
-        atomic_write_text(self.metrics, "".join(k + "\n" for k in kept))
+        kept = [row for row in read_json_lines(self.metrics)
+                if isinstance(row.get("step"), (int, float)) and row["step"] <= last_step]
+        atomic_write_text(self.metrics, "".join(json.dumps(row) + "\n" for row in kept))
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         try:

@@ -37,17 +37,17 @@ import torch
 import torch.distributed as dist
 
 from ..accel import autocast, autocast_dtype, cpu_supports_bf16, precision_label, to_channels_last, tune_cpu_allocator
-from ..augment import build_augmentation
+from ..augment import build_augmentation, get_aug_config
 from ..data.sources import GEN_PREFIX, ImageSource, open_source
 from ..data.stream import EpochBatches, batch_loader, default_workers
 from ..distributed import DistInfo, barrier, cleanup, init_distributed
 from ..errors import UserError
 from ..eval.features import normalization_for
-from ..fileio import prepare_output_dir, write_json
+from ..fileio import prepare_output_dir, read_json_object, write_json
 from ..methods import METHODS, create_method
 from ..models import create_encoder, save_encoder
 from ..models.checkpoint import state_dict_mismatch
-from ..parsing import make_config
+from ..parsing import check_argument_types, make_config
 from ..resources import check_workers
 from ..rng import torch_generator, torch_seed
 from .checkpoint import RunDir, load_checkpoint, restore_rng_states, save_checkpoint
@@ -86,6 +86,24 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | os.PathLike | No
         return _Trainer(config, info).run()
     finally:
         cleanup()
+
+
+def check_model_settings(config: PretrainConfig) -> None:
+    """Refuse (UserError) the encoder, method and augmentation settings ``pretrain`` would refuse, without
+    data, a run directory or real weights: a suite checks every entry's before its first entry's work."""
+    method_cls = METHODS.get(config.method)
+    get_aug_config(config.aug, **config.aug_kwargs)
+    with torch.device("meta"):
+        encoder = create_encoder(config.arch, **config.arch_kwargs)
+        if config.crop_size is not None:
+            encoder.check_input_size(config.crop_size, "crop_size")
+        if method_cls.needs_labels:  # its class count comes from the data
+            try:
+                check_argument_types(method_cls.__init__, config.method_kwargs)
+            except ValueError as exc:
+                raise UserError(f"invalid arguments for method {config.method!r}: {exc}") from None
+        else:
+            create_method(config.method, encoder, **config.method_kwargs)
 
 
 def absolute_data(data: str) -> str:
@@ -456,6 +474,8 @@ class _Trainer:
 
     def run(self) -> dict[str, Any]:
         c, main = self.config, self.info.is_main
+        if self.start_step >= self.total_steps and self.run_dir.summary.is_file() and self.run_dir.encoder.is_file():
+            return read_json_object(self.run_dir.summary)  # resuming a finished run: its summary stands
         workers = c.workers if c.workers is not None else default_workers(self.source)
         loader = batch_loader(
             self.dataset, self.start_step, c.epochs, workers, pin_memory=self.device.type == "cuda"

@@ -18,7 +18,6 @@ so a run ends with the same weights with and without the monitor.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from ..data.roots import DatasetSource, default_test_split, load_split, resolve_
 from ..errors import UserError
 from ..eval.features import to_model_input
 from ..eval.knn import knn_accuracy
+from ..fileio import read_json_lines
 from ..models import Encoder
 from ..plotting import pyplot, save_png
 from ..resources import max_workers
@@ -165,11 +165,7 @@ def write_curves(metrics: Path, path: Path, title: str) -> bool:
     Returns False (and writes nothing) when the metrics hold no point to plot.
     """
     loss, knn = [], []
-    for line in metrics.read_text().splitlines() if metrics.is_file() else []:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill
+    for row in read_json_lines(metrics):
         if "loss" in row:
             loss.append((row["step"], row["loss"]))
         if row.get("monitor_knn_top1") is not None:

@@ -125,7 +125,7 @@ def test_download_checks_md5_and_deletes_mismatch(tmp_path):
         download((tmp_path / "missing.bin").as_uri(), tmp_path / "dl" / "m.bin", progress=False)
 
 
-def test_cifar10_resolution_downloads_official_archive(tmp_path, monkeypatch):
+def test_cifar10_resolution_downloads_official_archive(tmp_path, monkeypatch, capsys):
     _fake_cifar_dir(tmp_path / "build" / "cifar-10-batches-py")
     archive = _tar_gz(tmp_path / "served.tar.gz", tmp_path / "build" / "cifar-10-batches-py", "cifar-10-batches-py")
     monkeypatch.setattr(roots, "CIFAR10_URL", archive.as_uri())
@@ -133,6 +133,7 @@ def test_cifar10_resolution_downloads_official_archive(tmp_path, monkeypatch):
     monkeypatch.delenv("NOISEVISION_DATA", raising=False)
     source = resolve_dataset("cifar10", data_root=tmp_path / "empty_root", cache_dir=tmp_path / "cache")
     assert source.kind == "cifar-python"
+    assert f"the data root {tmp_path / 'empty_root'} is not a folder; looking online" in capsys.readouterr().out
     assert (tmp_path / "cache" / "datasets" / "cifar-10-python.tar.gz").is_file()
     assert len(load_split(source, "train", 32)) == 20
     # second time: found in the cache, no download

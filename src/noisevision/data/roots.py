@@ -324,6 +324,9 @@ def resolve_cifar10(name: str, places: DataPlaces) -> DatasetSource:
     if official is None:
         if not places.allow_download:
             raise UserError(f"CIFAR-10 not found in {places.root} or {places.cache} and downloading is disabled")
+        if places.root is not None and not places.root.is_dir():  # say why, before a download that may hang
+            print(f"noisevision: note: the data root {places.root} is not a folder; looking online instead",
+                  flush=True)
         try:
             official = download(CIFAR10_URL, places.cache / CIFAR10_ARCHIVE, md5=CIFAR10_MD5,
                                 opener=places.download_opener)

@@ -175,6 +175,17 @@ def test_a_generator_revision_is_part_of_the_cache_key(tmp_path, monkeypatch):
     assert before[0] != after[0] and before[1] != after[1]
 
 
+def test_the_recorded_config_names_paths_under_the_working_directory_relatively(tmp_path, monkeypatch):
+    """A suite run with an absolute --out inside a checkout records it as the checkout-relative path."""
+    from noisevision.comparison.suite import recorded_path
+
+    monkeypatch.chdir(tmp_path)
+    assert recorded_path(tmp_path / "docs" / "results" / "cpu") == "docs/results/cpu"
+    assert recorded_path("docs/results/cpu") == "docs/results/cpu"
+    elsewhere = tmp_path.parent / "elsewhere"
+    assert recorded_path(elsewhere) == str(elsewhere) and recorded_path(None) is None
+
+
 def test_stored_results_name_no_machine_paths(tmp_path):
     """Entry JSONs store paths relative to the output folder and the evaluation data by its name."""
     from noisevision.comparison.suite import SuiteRun

@@ -667,6 +667,15 @@ class CompareConfig:
         return Path(self.out or Path("results") / get_profile(self.profile).name)
 
 
+def recorded_path(path: str | os.PathLike | None) -> str | None:
+    """``path`` as a folder's ``config.yaml`` records it: relative to the working directory when it lies
+    under it, so a committed results folder names no machine's paths and re-runs from a checkout's root."""
+    if path is None:
+        return None
+    resolved, here = Path(path).expanduser().resolve(), Path.cwd().resolve()
+    return str(resolved.relative_to(here)) if resolved.is_relative_to(here) else str(path)
+
+
 def compare(config: CompareConfig | dict[str, Any] | str | os.PathLike | None = None, /,
             **fields: Any) -> dict[str, Any]:
     """Run (or resume) the comparison; write its results, report and resolved ``config.yaml`` into ``out``.
@@ -681,7 +690,7 @@ def compare(config: CompareConfig | dict[str, Any] | str | os.PathLike | None = 
     summary = run_suite(cfg.profile, datasets=cfg.datasets, out=cfg.out_dir, only=cfg.only, exclude=cfg.exclude,
                         data_root=cfg.data_root, seed=cfg.seed, extra_seeds=cfg.extra_seeds, device=cfg.device,
                         progress=cfg.progress, analyze=cfg.analyze, report_only=cfg.report_only)
-    resolved = {**dataclasses.asdict(cfg), "out": str(cfg.out_dir)}
+    resolved = {**dataclasses.asdict(cfg), "out": recorded_path(cfg.out_dir), "data_root": recorded_path(cfg.data_root)}
     resolved = {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}
     atomic_write_text(cfg.out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     return summary

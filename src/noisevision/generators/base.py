@@ -81,7 +81,6 @@ class GeneratorSpec:
 GENERATORS: Registry[GeneratorSpec] = Registry("generator")
 
 
-
 class _Dynamic(NamedTuple):
     """A family of names such as ``mixup/<name>`` or ``mix:<a>+<b>``, built on the fly."""
 

@@ -192,8 +192,10 @@ def _decode_chunk(folder: Path, files: Sequence[str], size: int) -> tuple[np.nda
     for j, rel in enumerate(files):
         try:
             out[j] = decode_image(folder / rel, size)
-        except (MemoryError, PermissionError):  # not a bad file (those are skipped, and cached as bad)
+        except MemoryError:
             raise
+        except PermissionError:  # not a bad file (those are skipped, and cached as bad): the user's to fix
+            raise UserError(f"cannot read {folder / rel}: permission denied") from None
         except Exception:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
             bad.append(j)
     return out, bad
@@ -209,24 +211,14 @@ def decode_files(
     indices of files that failed to decode). A file it may not read is a UserError,
     not a bad image: the failure would be cached with the images.
     """
+    from tqdm import tqdm
+
     n = len(files)
     images = np.zeros((n, size, size, 3), dtype=np.uint8)
     bad: list[int] = []
     starts = list(range(0, n, _CHUNK))
     workers = workers or min(8, os.cpu_count() or 1)
-    try:
-        _decode_into(images, bad, folder, files, size, starts, workers, progress, desc)
-    except PermissionError as exc:
-        raise UserError(f"cannot read {exc.filename or folder}: permission denied") from None
-    return images, sorted(bad)
-
-
-def _decode_into(images: np.ndarray, bad: list[int], folder: Path, files: Sequence[str], size: int,
-                 starts: list[int], workers: int, progress: bool, desc: str) -> None:
-    """Fill ``images`` chunk by chunk (``bad``: the indices that failed), in this process or a pool."""
-    from tqdm import tqdm
-
-    with tqdm(total=len(files), desc=desc, unit="img", disable=not progress or None, leave=False) as bar:
+    with tqdm(total=n, desc=desc, unit="img", disable=not progress or None, leave=False) as bar:
         if workers <= 1 or len(starts) < _MIN_PARALLEL_CHUNKS:
             results = (_decode_chunk(folder, files[s : s + _CHUNK], size) for s in starts)
             for s, (chunk, chunk_bad) in zip(starts, results):
@@ -242,6 +234,7 @@ def _decode_into(images: np.ndarray, bad: list[int], folder: Path, files: Sequen
                     images[s : s + len(chunk)] = chunk
                     bad += [s + j for j in chunk_bad]
                     bar.update(len(chunk))
+    return images, sorted(bad)
 
 
 def _cache_file(cache_dir: Path, folder: Path, size: int, key: str) -> Path:

@@ -44,10 +44,18 @@ def create_method(name: str, encoder: Encoder, **kwargs: Any) -> Method:
     """
     cls = METHODS.get(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    check_method_arguments(name, kwargs)
     try:
-        check_argument_types(cls.__init__, kwargs)
         return cls(encoder, **kwargs)
     except (TypeError, ValueError) as exc:
+        raise UserError(f"invalid arguments for method {name!r}: {exc}") from None
+
+
+def check_method_arguments(name: str, kwargs: dict[str, Any]) -> None:
+    """UserError for an unknown method or a keyword argument of the wrong type, without building it."""
+    try:
+        check_argument_types(METHODS.get(name).__init__, kwargs)
+    except ValueError as exc:
         raise UserError(f"invalid arguments for method {name!r}: {exc}") from None
 
 
@@ -55,5 +63,5 @@ def list_methods(pattern: str = "*") -> list[str]:
     return METHODS.names(pattern)
 
 
-__all__ = ["METHODS", "METHOD_MODULES", "AlignUniform", "Method", "MoCoV2", "SimCLR", "Supervised", "create_method", "list_methods",
-           "register_method"]
+__all__ = ["METHODS", "METHOD_MODULES", "AlignUniform", "Method", "MoCoV2", "SimCLR", "Supervised",
+           "check_method_arguments", "create_method", "list_methods", "register_method"]

@@ -44,10 +44,10 @@ from ..distributed import DistInfo, barrier, cleanup, init_distributed
 from ..errors import UserError
 from ..eval.features import normalization_for
 from ..fileio import prepare_output_dir, read_json_object, write_json
-from ..methods import METHODS, create_method
+from ..methods import METHODS, check_method_arguments, create_method
 from ..models import create_encoder, save_encoder
 from ..models.checkpoint import state_dict_mismatch
-from ..parsing import check_argument_types, make_config
+from ..parsing import make_config
 from ..resources import check_workers
 from ..rng import torch_generator, torch_seed
 from .checkpoint import RunDir, load_checkpoint, restore_rng_states, save_checkpoint
@@ -98,10 +98,7 @@ def check_model_settings(config: PretrainConfig) -> None:
         if config.crop_size is not None:
             encoder.check_input_size(config.crop_size, "crop_size")
         if method_cls.needs_labels:  # its class count comes from the data
-            try:
-                check_argument_types(method_cls.__init__, config.method_kwargs)
-            except ValueError as exc:
-                raise UserError(f"invalid arguments for method {config.method!r}: {exc}") from None
+            check_method_arguments(config.method, config.method_kwargs)
         else:
             create_method(config.method, encoder, **config.method_kwargs)
 
